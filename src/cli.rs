@@ -1,0 +1,195 @@
+//! Command-line surface (clap derive). Clap types stop here: `config.rs`
+//! turns them into `Settings`, and stages never see them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Customer segmentation pipeline: generate, extract, transform, load.
+#[derive(Debug, Parser)]
+#[command(name = "segpipe", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./segpipe.toml when present]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a synthetic customers CSV (with dirt) and its ground-truth file
+    Generate(GenerateArgs),
+    /// Serve the mock purchase-history API until Ctrl-C or SIGTERM
+    ServeApi(ServeApiArgs),
+    /// Validate customers, fetch their purchases over HTTP, write the checkpoint
+    Extract(ExtractArgs),
+    /// Clean, engineer features, segment with KMeans and aggregate the reports
+    Transform(TransformArgs),
+    /// Write the report tables to PostgreSQL or SQLite in one transaction
+    Load(LoadArgs),
+    /// Run every stage in one process (mock API in-process unless --api-url)
+    Run(RunArgs),
+    /// Print the effective configuration (secrets masked)
+    Config(ConfigArgs),
+}
+
+/// Seed shared by generator, mock API and KMeans.
+#[derive(Debug, Args, Default)]
+pub struct SeedArg {
+    /// Random seed [default: 42]
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+}
+
+/// Reference date for purchase dates and recency.
+#[derive(Debug, Args, Default)]
+pub struct AsOfArg {
+    /// As-of date, YYYY-MM-DD [default: today, UTC]
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of distinct customers [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub customers: Option<u64>,
+    #[command(flatten)]
+    pub seed: SeedArg,
+    /// Output CSV; the truth file goes to `<out>.truth.csv` [default: data/customers.csv]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Share of extra rows repeating an earlier customer [default: 0.05]
+    #[arg(long, value_name = "RATE")]
+    pub duplicate_rate: Option<f64>,
+    /// Share of rows with a missing age [default: 0.10]
+    #[arg(long, value_name = "RATE")]
+    pub missing_age_rate: Option<f64>,
+    /// Share of rows with a missing income [default: 0.02]
+    #[arg(long, value_name = "RATE")]
+    pub missing_income_rate: Option<f64>,
+    /// Share of rows with a malformed mobile [default: 0.01]
+    #[arg(long, value_name = "RATE")]
+    pub malformed_mobile_rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeApiArgs {
+    /// Address to listen on [default: 127.0.0.1:8000]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    #[command(flatten)]
+    pub seed: SeedArg,
+    #[command(flatten)]
+    pub as_of: AsOfArg,
+    /// Answer 503 to this fraction of requests [default: 0]
+    #[arg(long, value_name = "R")]
+    pub fail_rate: Option<f64>,
+    /// Delay every answer by this many milliseconds [default: 0]
+    #[arg(long, value_name = "L")]
+    pub latency_ms: Option<u64>,
+    /// Most mobiles accepted in one request (413 above) [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_mobiles: Option<usize>,
+    /// Worker threads [default: number of CPUs, at least 2]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Customers CSV to read [default: data/customers.csv]
+    #[arg(long, value_name = "FILE")]
+    pub customers: Option<PathBuf>,
+    /// Base URL of the purchase API, e.g. http://127.0.0.1:8000
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Checkpoint directory to write [default: out/extract]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Ground-truth file [default: `<customers>.truth.csv` when present]
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Mobiles per request [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Concurrent HTTP workers [default: 4]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Attempts per batch before giving up [default: 8]
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// Extract checkpoint directory [default: out/extract]
+    #[arg(long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Report directory to write [default: out/transform]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Number of KMeans segments, or `auto` to pick by silhouette over 2..=8 [default: auto]
+    #[arg(long, value_name = "auto|N")]
+    pub k: Option<String>,
+    #[command(flatten)]
+    pub as_of: AsOfArg,
+    #[command(flatten)]
+    pub seed: SeedArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Transform report directory [default: out/transform]
+    #[arg(long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// postgres://… or sqlite://PATH [default: sqlite://segpipe.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Number of distinct customers to generate [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub customers: Option<u64>,
+    #[command(flatten)]
+    pub seed: SeedArg,
+    #[command(flatten)]
+    pub as_of: AsOfArg,
+    /// Number of KMeans segments, or `auto` [default: auto]
+    #[arg(long, value_name = "auto|N")]
+    pub k: Option<String>,
+    /// Use this purchase API instead of the in-process mock
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// postgres://… or sqlite://PATH [default: sqlite://segpipe.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Also write every stage's checkpoint files under DIR
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {}

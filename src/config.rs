@@ -1,0 +1,624 @@
+//! Settings: built-in defaults < `segpipe.toml` < `SEGPIPE_*` env < flags.
+//!
+//! The `config` crate layers the sources. Env vars are looked up only for
+//! keys that exist (`SEGPIPE_<SECTION>_<KEY>`), so a stray `SEGPIPE_*` var
+//! such as `SEGPIPE_TEST_DATABASE_URL` can never trip `deny_unknown_fields`;
+//! an unknown key in the file always does.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why settings could not be built. Always a usage/config error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config file `{path}`")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: config::ConfigError,
+    },
+    #[error("config file `{0}` not found")]
+    Missing(PathBuf),
+    #[error("invalid setting")]
+    Layer(#[source] config::ConfigError),
+    #[error("invalid value for `{key}`: {message}")]
+    Value { key: &'static str, message: String },
+}
+
+/// A database URL whose password never reaches logs or output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The real URL, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        let url = &self.0;
+        let Some(scheme_end) = url.find("://") else {
+            return url.clone();
+        };
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        let Some(at) = authority.rfind('@') else {
+            return mask_query_password(url);
+        };
+        let userinfo = &authority[..at];
+        let masked_userinfo = match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***"),
+            None => userinfo.to_owned(),
+        };
+        mask_query_password(&format!(
+            "{}{}{}",
+            &url[..scheme_end + 3],
+            masked_userinfo,
+            &rest[at..]
+        ))
+    }
+}
+
+/// libpq also takes `?password=…`; mask that too.
+fn mask_query_password(url: &str) -> String {
+    let Some(q) = url.find('?') else {
+        return url.to_owned();
+    };
+    let (base, query) = url.split_at(q + 1);
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{base}{}", parts.join("&"))
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.masked())
+    }
+}
+
+/// KMeans k: a number, or `auto` (silhouette sweep).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KChoice {
+    Auto,
+    Fixed(u32),
+}
+
+impl std::str::FromStr for KChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(KChoice::Auto);
+        }
+        match s.trim().parse::<u32>() {
+            Ok(k) if (1..=64).contains(&k) => Ok(KChoice::Fixed(k)),
+            _ => Err(format!("`{s}` is not `auto` or a number from 1 to 64")),
+        }
+    }
+}
+
+impl fmt::Display for KChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KChoice::Auto => f.write_str("auto"),
+            KChoice::Fixed(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+impl Serialize for KChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for KChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => n.to_string().parse().map_err(serde::de::Error::custom),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Effective settings of one invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Seed for generator, mock API and KMeans.
+    pub seed: u64,
+    /// Reference date; unset means today (UTC), resolved when a stage starts.
+    pub as_of: Option<NaiveDate>,
+    /// Where `load`/`run` write: postgres://… or sqlite://PATH.
+    pub database_url: DatabaseUrl,
+    /// External purchase API; unset means `run` starts the in-process mock.
+    pub api_url: Option<String>,
+    pub generate: GenerateSettings,
+    pub api: ApiSettings,
+    pub extract: ExtractSettings,
+    pub transform: TransformSettings,
+    pub run: RunSettings,
+}
+
+/// `[generate]`: synthetic customers and their dirt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerateSettings {
+    /// Distinct customers to generate.
+    pub customers: u64,
+    /// Customers CSV path (truth goes to `<out>.truth.csv`).
+    pub out: PathBuf,
+    /// Extra rows repeating an earlier customer, some in another mobile format.
+    pub duplicate_rate: f64,
+    pub missing_age_rate: f64,
+    pub missing_income_rate: f64,
+    /// Rows with a blank, short or lettered mobile.
+    pub malformed_mobile_rate: f64,
+}
+
+/// `[api]`: the mock purchase-history service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    pub bind: String,
+    /// Most mobiles per request; more gets 413.
+    pub max_mobiles: usize,
+    /// Fraction of requests answered 503.
+    pub fail_rate: f64,
+    /// Delay added to every answer.
+    pub latency_ms: u64,
+    /// Worker threads; 0 means one per CPU (at least 2).
+    pub threads: usize,
+    pub null_date_rate: f64,
+    pub dmy_date_rate: f64,
+    pub null_amount_rate: f64,
+    pub null_store_rate: f64,
+    /// Fraction of mobiles that get one purchase row twice.
+    pub duplicate_purchase_rate: f64,
+}
+
+/// `[extract]`: customer validation and the HTTP client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractSettings {
+    pub customers: PathBuf,
+    pub out: PathBuf,
+    /// Ground truth file; unset means `<customers>.truth.csv` when present.
+    pub truth: Option<PathBuf>,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub max_attempts: u32,
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+/// `[transform]`: cleaning, features and KMeans.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformSettings {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    /// `auto` or a number.
+    pub k: KChoice,
+    /// Smallest and largest k tried by `auto`.
+    pub k_min: u32,
+    pub k_max: u32,
+    /// Features fed to KMeans; empty means the measured default.
+    pub features: Vec<String>,
+    /// log1p money and count features before z-scoring.
+    pub log1p: bool,
+    /// KMeans restarts (best inertia wins).
+    pub restarts: u32,
+    pub max_iter: u32,
+    /// Most points used to compute silhouette.
+    pub silhouette_sample: usize,
+}
+
+/// `[load]` and `[run]` options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Load's input directory.
+    pub load_input: PathBuf,
+    /// Write every stage's checkpoint here during `run`.
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            seed: 42,
+            as_of: None,
+            database_url: DatabaseUrl::new("sqlite://segpipe.db"),
+            api_url: None,
+            generate: GenerateSettings::default(),
+            api: ApiSettings::default(),
+            extract: ExtractSettings::default(),
+            transform: TransformSettings::default(),
+            run: RunSettings::default(),
+        }
+    }
+}
+
+impl Default for GenerateSettings {
+    fn default() -> Self {
+        GenerateSettings {
+            customers: 10_000,
+            out: PathBuf::from("data/customers.csv"),
+            duplicate_rate: 0.05,
+            missing_age_rate: 0.10,
+            missing_income_rate: 0.02,
+            malformed_mobile_rate: 0.01,
+        }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            bind: "127.0.0.1:8000".to_owned(),
+            max_mobiles: 10_000,
+            fail_rate: 0.0,
+            latency_ms: 0,
+            threads: 0,
+            null_date_rate: 0.10,
+            dmy_date_rate: 0.10,
+            null_amount_rate: 0.05,
+            null_store_rate: 0.05,
+            duplicate_purchase_rate: 0.02,
+        }
+    }
+}
+
+impl Default for ExtractSettings {
+    fn default() -> Self {
+        ExtractSettings {
+            customers: PathBuf::from("data/customers.csv"),
+            out: PathBuf::from("out/extract"),
+            truth: None,
+            batch_size: 1000,
+            workers: 4,
+            max_attempts: 8,
+            connect_timeout_ms: 2_000,
+            read_timeout_ms: 60_000,
+            backoff_base_ms: 50,
+            backoff_max_ms: 2_000,
+        }
+    }
+}
+
+impl Default for TransformSettings {
+    fn default() -> Self {
+        TransformSettings {
+            input: PathBuf::from("out/extract"),
+            out: PathBuf::from("out/transform"),
+            k: KChoice::Auto,
+            k_min: 2,
+            k_max: 8,
+            features: Vec::new(),
+            log1p: true,
+            restarts: 4,
+            max_iter: 100,
+            silhouette_sample: 10_000,
+        }
+    }
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            load_input: PathBuf::from("out/transform"),
+            checkpoint_dir: None,
+        }
+    }
+}
+
+/// One flag given on the command line, as a config key and value.
+pub type Override = (&'static str, config::Value);
+
+impl Settings {
+    /// Build settings from every layer. `file` is `--config`; without it
+    /// `./segpipe.toml` is read when present.
+    pub fn load(file: Option<&Path>, flags: Vec<Override>) -> Result<Settings, Error> {
+        Self::load_with_env(file, flags, |k| std::env::var(k).ok())
+    }
+
+    /// As [`Settings::load`], with the environment passed in (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        flags: Vec<Override>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, Error> {
+        let defaults = config::Config::try_from(&Settings::default()).map_err(Error::Layer)?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        let file = match file {
+            Some(p) if !p.exists() => return Err(Error::Missing(p.to_owned())),
+            Some(p) => Some(p.to_owned()),
+            None => Some(PathBuf::from("segpipe.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = &file {
+            // Read the file alone first so an unknown key is blamed on it.
+            let only_file = config::Config::builder()
+                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+                .build()
+                .and_then(|c| c.try_deserialize::<Settings>())
+                .map_err(|source| Error::File { path: path.clone(), source })?;
+            drop(only_file);
+            builder = builder
+                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+        }
+        if let Some(url) = env("DATABASE_URL") {
+            builder = builder.set_override("database_url", url).map_err(Error::Layer)?;
+        }
+        for key in ENV_KEYS {
+            let name = format!("SEGPIPE_{}", key.replace('.', "_").to_ascii_uppercase());
+            if let Some(value) = env(&name) {
+                let value: config::Value = if *key == "transform.features" {
+                    let list: Vec<String> = value
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    list.into()
+                } else {
+                    value.into()
+                };
+                builder = builder.set_override(*key, value).map_err(Error::Layer)?;
+            }
+        }
+        for (key, value) in flags {
+            builder = builder.set_override(key, value).map_err(Error::Layer)?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(Error::Layer)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let rates = [
+            ("generate.duplicate_rate", self.generate.duplicate_rate),
+            ("generate.missing_age_rate", self.generate.missing_age_rate),
+            ("generate.missing_income_rate", self.generate.missing_income_rate),
+            ("generate.malformed_mobile_rate", self.generate.malformed_mobile_rate),
+            ("api.fail_rate", self.api.fail_rate),
+            ("api.null_date_rate", self.api.null_date_rate),
+            ("api.dmy_date_rate", self.api.dmy_date_rate),
+            ("api.null_amount_rate", self.api.null_amount_rate),
+            ("api.null_store_rate", self.api.null_store_rate),
+            ("api.duplicate_purchase_rate", self.api.duplicate_purchase_rate),
+        ];
+        for (key, rate) in rates {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(Error::Value { key, message: format!("{rate} is not between 0 and 1") });
+            }
+        }
+        if self.api.null_date_rate + self.api.dmy_date_rate > 1.0 {
+            return Err(Error::Value {
+                key: "api.dmy_date_rate",
+                message: "null_date_rate + dmy_date_rate exceeds 1".to_owned(),
+            });
+        }
+        let positive = [
+            ("extract.batch_size", self.extract.batch_size as u64),
+            ("extract.workers", self.extract.workers as u64),
+            ("extract.max_attempts", u64::from(self.extract.max_attempts)),
+            ("api.max_mobiles", self.api.max_mobiles as u64),
+            ("transform.restarts", u64::from(self.transform.restarts)),
+            ("transform.max_iter", u64::from(self.transform.max_iter)),
+            ("transform.silhouette_sample", self.transform.silhouette_sample as u64),
+        ];
+        for (key, n) in positive {
+            if n == 0 {
+                return Err(Error::Value { key, message: "must be at least 1".to_owned() });
+            }
+        }
+        if self.transform.k_min < 2 || self.transform.k_max < self.transform.k_min {
+            return Err(Error::Value {
+                key: "transform.k_max",
+                message: format!(
+                    "k range {}..={} is empty or starts below 2",
+                    self.transform.k_min, self.transform.k_max
+                ),
+            });
+        }
+        let url = self.database_url.expose();
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite://"))
+        {
+            return Err(Error::Value {
+                key: "database_url",
+                message: format!("`{}` is not postgres://…, postgresql://… or sqlite://PATH", self.database_url),
+            });
+        }
+        Ok(())
+    }
+
+    /// The as-of date: the configured one, or today in UTC.
+    pub fn as_of(&self) -> NaiveDate {
+        self.as_of.unwrap_or_else(|| Utc::now().date_naive())
+    }
+
+    /// TOML rendering with secrets masked, for `segpipe config`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = DatabaseUrl::new(self.database_url.masked());
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+/// Keys that can be set from `SEGPIPE_*` env vars (dots become `_`).
+const ENV_KEYS: &[&str] = &[
+    "seed",
+    "as_of",
+    "database_url",
+    "api_url",
+    "generate.customers",
+    "generate.out",
+    "generate.duplicate_rate",
+    "generate.missing_age_rate",
+    "generate.missing_income_rate",
+    "generate.malformed_mobile_rate",
+    "api.bind",
+    "api.max_mobiles",
+    "api.fail_rate",
+    "api.latency_ms",
+    "api.threads",
+    "api.null_date_rate",
+    "api.dmy_date_rate",
+    "api.null_amount_rate",
+    "api.null_store_rate",
+    "api.duplicate_purchase_rate",
+    "extract.customers",
+    "extract.out",
+    "extract.truth",
+    "extract.batch_size",
+    "extract.workers",
+    "extract.max_attempts",
+    "extract.connect_timeout_ms",
+    "extract.read_timeout_ms",
+    "extract.backoff_base_ms",
+    "extract.backoff_max_ms",
+    "transform.input",
+    "transform.out",
+    "transform.k",
+    "transform.k_min",
+    "transform.k_max",
+    "transform.features",
+    "transform.log1p",
+    "transform.restarts",
+    "transform.max_iter",
+    "transform.silhouette_sample",
+    "run.load_input",
+    "run.checkpoint_dir",
+];
+
+/// Helpers for turning `Option` flags into overrides.
+pub fn flag<T: Into<config::Value>>(out: &mut Vec<Override>, key: &'static str, value: Option<T>) {
+    if let Some(v) = value {
+        out.push((key, v.into()));
+    }
+}
+
+/// A path flag as an override.
+pub fn path_flag(out: &mut Vec<Override>, key: &'static str, value: Option<&PathBuf>) {
+    flag(out, key, value.map(|p| p.to_string_lossy().into_owned()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(file: Option<&str>, flags: Vec<Override>, env: &[(&str, &str)]) -> Result<Settings, Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("segpipe.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).expect("write config");
+        }
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::load_with_env(file.map(|_| path.as_path()), flags, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let file = "seed = 7\n[generate]\ncustomers = 500\n[transform]\nk = 4\n";
+        let s = load(Some(file), vec![], &[]).expect("file");
+        assert_eq!((s.seed, s.generate.customers, s.transform.k), (7, 500, KChoice::Fixed(4)));
+
+        let s = load(Some(file), vec![], &[("SEGPIPE_SEED", "9"), ("SEGPIPE_TRANSFORM_K", "auto")])
+            .expect("env");
+        assert_eq!((s.seed, s.generate.customers, s.transform.k), (9, 500, KChoice::Auto));
+
+        let s = load(Some(file), vec![("seed", 11u64.into())], &[("SEGPIPE_SEED", "9")]).expect("flag");
+        assert_eq!(s.seed, 11);
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error_naming_it() {
+        let err = load(Some("[generate]\ncustmers = 5\n"), vec![], &[]).expect_err("unknown key");
+        let chain = crate::error::chain(&err);
+        assert!(chain.contains("custmers"), "{chain}");
+        assert!(chain.contains("segpipe.toml"), "{chain}");
+    }
+
+    #[test]
+    fn stray_segpipe_env_vars_are_ignored() {
+        let s = load(None, vec![], &[("SEGPIPE_TEST_DATABASE_URL", "postgres://x"), ("SEGPIPE_BOGUS", "1")])
+            .expect("stray env");
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn database_url_precedence_and_plain_env() {
+        let s = load(None, vec![], &[("DATABASE_URL", "postgres://a@h/db")]).expect("plain");
+        assert_eq!(s.database_url.expose(), "postgres://a@h/db");
+        let s = load(
+            None,
+            vec![],
+            &[("DATABASE_URL", "postgres://a@h/db"), ("SEGPIPE_DATABASE_URL", "sqlite://x.db")],
+        )
+        .expect("segpipe wins");
+        assert_eq!(s.database_url.expose(), "sqlite://x.db");
+        assert!(load(None, vec![("database_url", "mysql://x".into())], &[]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = load(None, vec![("api.fail_rate", 1.5.into())], &[]).expect_err("rate");
+        assert!(err.to_string().contains("api.fail_rate"), "{err}");
+        let err = load(None, vec![], &[("SEGPIPE_TRANSFORM_K", "many")]).expect_err("k");
+        assert!(crate::error::chain(&err).contains("many"), "{}", crate::error::chain(&err));
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        let cases = [
+            ("postgres://user:secret@host:5432/db", "postgres://user:***@host:5432/db"),
+            ("postgresql://user@host/db", "postgresql://user@host/db"),
+            ("postgres://u:p%40ss@h/db?sslmode=disable", "postgres://u:***@h/db?sslmode=disable"),
+            ("postgres://h/db?user=u&password=pw", "postgres://h/db?user=u&password=***"),
+            ("sqlite://segpipe.db", "sqlite://segpipe.db"),
+        ];
+        for (raw, want) in cases {
+            let url = DatabaseUrl::new(raw);
+            assert_eq!(url.to_string(), want);
+            assert!(!format!("{url:?}").contains("secret"));
+        }
+        let mut s = Settings::default();
+        s.database_url = DatabaseUrl::new("postgres://u:hunter2@h/db");
+        assert!(!s.to_masked_toml().contains("hunter2"));
+    }
+}

@@ -1,0 +1,109 @@
+//! The top-level error: wraps each stage's error and owns the exit-code map.
+
+use std::error::Error as StdError;
+
+use crate::{api, checkpoint, config, extract, generate, load, transform};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    #[error(transparent)]
+    Generate(#[from] generate::Error),
+    #[error(transparent)]
+    Api(#[from] api::Error),
+    #[error(transparent)]
+    Extract(#[from] extract::Error),
+    #[error(transparent)]
+    Transform(#[from] transform::Error),
+    #[error(transparent)]
+    Load(#[from] load::Error),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::Error),
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+}
+
+impl Error {
+    /// DESIGN §6: 1 = runtime failure, 2 = usage, config or input error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Generate(e) => match e {
+                generate::Error::Io { .. } | generate::Error::Csv { .. } => 1,
+            },
+            Error::Api(e) => match e {
+                api::Error::Bind { .. } => 2,
+                api::Error::Signal(_) | api::Error::Io(_) => 1,
+            },
+            Error::Extract(e) => match e {
+                extract::Error::Open { .. }
+                | extract::Error::Csv { .. }
+                | extract::Error::Header { .. }
+                | extract::Error::Truth { .. }
+                | extract::Error::ApiUrl { .. } => 2,
+                extract::Error::Batch { .. } | extract::Error::Write { .. } => 1,
+            },
+            Error::Transform(e) => match e {
+                transform::Error::NoCustomers | transform::Error::Features { .. } => 2,
+            },
+            Error::Load(e) => match e {
+                load::Error::Url { .. } => 2,
+                _ => 1,
+            },
+            Error::Checkpoint(e) => match e {
+                checkpoint::Error::Write { .. } => 1,
+                _ => 2,
+            },
+            Error::Stdout(_) => 1,
+        }
+    }
+
+    /// A closed stdout (`segpipe … | head`) is not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// The message and its causes on one line, joined by `: `.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// Join an error and its `source()` chain with `: `, skipping repeats.
+pub fn chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let msg = e.to_string();
+        if !msg.is_empty() && !out.ends_with(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_joins_causes_on_one_line() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = Error::Stdout(io);
+        assert_eq!(err.chain(), "cannot write to stdout: no such file");
+        assert_eq!(err.exit_code(), 1);
+        assert!(!err.is_broken_pipe());
+        let pipe = Error::Stdout(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "x"));
+        assert!(pipe.is_broken_pipe());
+    }
+
+    #[test]
+    fn config_errors_exit_2() {
+        let err = Error::Config(config::Error::Missing("x.toml".into()));
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(err.chain(), "config file `x.toml` not found");
+    }
+}

@@ -1,0 +1,459 @@
+//! The types that cross stage boundaries, and nothing else.
+//!
+//! Stages exchange these in memory (`run`) or through CSV checkpoints
+//! (`checkpoint`). Big collections are kept compact on purpose: at a million
+//! customers there are ~12 million purchases and ~11 million report rows, so
+//! per-row strings are replaced by indexes into small tables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Index of a customer in `Joined::customers` / `Report::customers`.
+pub type CustomerId = u32;
+/// Index of a store name in `Joined::stores` / `Report::store_names`.
+pub type StoreId = u32;
+
+/// Customer gender, matched case-insensitively on input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gender {
+    Male,
+    Female,
+    Other,
+}
+
+impl Gender {
+    /// Parse the spellings found in the wild; `None` means unknown.
+    pub fn parse(raw: &str) -> Option<Gender> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "male" | "m" | "man" => Some(Gender::Male),
+            "female" | "f" | "woman" => Some(Gender::Female),
+            "other" | "o" | "non-binary" | "nonbinary" | "x" => Some(Gender::Other),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Male => "male",
+            Gender::Female => "female",
+            Gender::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Gender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Hidden ground-truth behaviour of a generated customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persona {
+    Champion,
+    Loyal,
+    Occasional,
+    Lapsed,
+    NeverBought,
+}
+
+impl Persona {
+    pub const ALL: [Persona; 5] = [
+        Persona::Champion,
+        Persona::Loyal,
+        Persona::Occasional,
+        Persona::Lapsed,
+        Persona::NeverBought,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Persona::Champion => "champion",
+            Persona::Loyal => "loyal",
+            Persona::Occasional => "occasional",
+            Persona::Lapsed => "lapsed",
+            Persona::NeverBought => "never_bought",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Persona> {
+        Persona::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(raw.trim()))
+    }
+}
+
+impl fmt::Display for Persona {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated customer. Missing age/income stay `None` until transform imputes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Customer {
+    /// Normalized mobile (digits only): the key.
+    pub mobile: String,
+    pub name: Option<String>,
+    pub age: Option<u16>,
+    pub income: Option<f64>,
+    pub gender: Option<Gender>,
+}
+
+/// A customer row that failed validation, kept verbatim for the rejects file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reject {
+    /// 1-based line in the source file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+    pub fields: Vec<String>,
+}
+
+/// A purchase date as the API sent it, stored in 8 bytes without losing text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RawDate {
+    Null,
+    /// The text was exactly `YYYY-MM-DD`.
+    Ymd(NaiveDate),
+    /// The text was exactly `DD-MM-YYYY`.
+    Dmy(NaiveDate),
+    /// Any other text: index into `Joined::odd_dates`.
+    Text(u32),
+}
+
+impl RawDate {
+    /// Classify a date text; `odd` collects texts that are neither format.
+    pub fn classify(raw: Option<&str>, odd: &mut Vec<String>) -> RawDate {
+        let Some(text) = raw else {
+            return RawDate::Null;
+        };
+        if let Some(d) = parse_exact(text, "%Y-%m-%d") {
+            return RawDate::Ymd(d);
+        }
+        if let Some(d) = parse_exact(text, "%d-%m-%Y") {
+            return RawDate::Dmy(d);
+        }
+        let index = u32::try_from(odd.len()).unwrap_or(u32::MAX);
+        odd.push(text.to_owned());
+        RawDate::Text(index)
+    }
+
+    /// The original text (None for null).
+    pub fn text(self, odd: &[String]) -> Option<String> {
+        match self {
+            RawDate::Null => None,
+            RawDate::Ymd(d) => Some(d.format("%Y-%m-%d").to_string()),
+            RawDate::Dmy(d) => Some(d.format("%d-%m-%Y").to_string()),
+            RawDate::Text(i) => Some(odd.get(i as usize).cloned().unwrap_or_default()),
+        }
+    }
+}
+
+/// Parse only when formatting back gives the same text, so classification is lossless.
+fn parse_exact(text: &str, fmt: &str) -> Option<NaiveDate> {
+    let d = NaiveDate::parse_from_str(text, fmt).ok()?;
+    (d.format(fmt).to_string() == text).then_some(d)
+}
+
+/// One purchase as fetched, joined to its customer. 24 bytes: see module doc.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Purchase {
+    pub customer: CustomerId,
+    store: StoreId,
+    pub date: RawDate,
+    amount: f64,
+}
+
+const NO_STORE: StoreId = StoreId::MAX;
+
+impl Purchase {
+    pub fn new(customer: CustomerId, date: RawDate, amount: Option<f64>, store: Option<StoreId>) -> Self {
+        Purchase {
+            customer,
+            store: store.unwrap_or(NO_STORE),
+            date,
+            // JSON cannot carry NaN, so NaN is free to mean "null".
+            amount: amount.unwrap_or(f64::NAN),
+        }
+    }
+
+    pub fn amount(&self) -> Option<f64> {
+        (!self.amount.is_nan()).then_some(self.amount)
+    }
+
+    pub fn store(&self) -> Option<StoreId> {
+        (self.store != NO_STORE).then_some(self.store)
+    }
+}
+
+/// One data-quality decision and how many rows it touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityCount {
+    pub rule: String,
+    pub rows: u64,
+}
+
+/// Ordered list of quality counts; adding to a rule twice sums.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quality(pub Vec<QualityCount>);
+
+impl Quality {
+    pub fn add(&mut self, rule: &str, rows: u64) {
+        match self.0.iter_mut().find(|q| q.rule == rule) {
+            Some(q) => q.rows += rows,
+            None => self.0.push(QualityCount { rule: rule.to_owned(), rows }),
+        }
+    }
+
+    pub fn get(&self, rule: &str) -> u64 {
+        self.0.iter().find(|q| q.rule == rule).map_or(0, |q| q.rows)
+    }
+}
+
+/// Output of extract: valid unique customers and their purchases.
+#[derive(Clone, Debug, Default)]
+pub struct Joined {
+    /// Valid customers, first occurrence per normalized mobile, in file order.
+    pub customers: Vec<Customer>,
+    /// Purchases sorted by customer, in the order the API sent them.
+    pub purchases: Vec<Purchase>,
+    /// Interned store names (`Purchase::store` indexes this).
+    pub stores: Vec<String>,
+    /// Verbatim date texts that were neither accepted format.
+    pub odd_dates: Vec<String>,
+    /// Header of the customers file, for the rejects file.
+    pub source_header: Vec<String>,
+    pub rejects: Vec<Reject>,
+    /// Ground truth aligned with `customers`, when a truth file was found.
+    pub truth: Option<Vec<Option<Persona>>>,
+    /// Extract's quality decisions (duplicates, rejects by reason, ...).
+    pub quality: Quality,
+}
+
+/// `YYYY-MM` month of customer_purchase_trends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct YearMonth {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl fmt::Display for YearMonth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl std::str::FromStr for YearMonth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid month `{s}`, expected YYYY-MM");
+        let (y, m) = s.split_once('-').ok_or_else(bad)?;
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let month: u32 = m.parse().map_err(|_| bad())?;
+        if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
+            return Err(bad());
+        }
+        Ok(YearMonth { year, month })
+    }
+}
+
+/// customer_segments row (one per valid customer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerSegment {
+    pub mobile: String,
+    pub name: Option<String>,
+    /// Imputed when missing; `None` only when no customer had an age.
+    pub age: Option<u16>,
+    pub income: Option<f64>,
+    pub gender: Option<Gender>,
+    pub clv: f64,
+    pub avg_purchase_amount: f64,
+    pub purchase_count: u32,
+    pub days_since_last_purchase: i32,
+    pub purchase_frequency: f64,
+    pub segment: u32,
+    pub segment_label: String,
+}
+
+/// customer_behavior_metrics row; `customer` indexes `Report::customers`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerBehavior {
+    pub customer: CustomerId,
+    pub total_spent: f64,
+    pub avg_transaction_value: f64,
+    pub max_purchase_amount: f64,
+    pub min_purchase_amount: f64,
+    pub purchase_count: u32,
+    pub first_purchase: Option<NaiveDate>,
+    pub last_purchase: Option<NaiveDate>,
+    pub days_since_first_purchase: i32,
+    pub days_since_last_purchase: i32,
+}
+
+/// segment_metrics row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentMetrics {
+    pub segment: u32,
+    pub segment_label: String,
+    pub num_customers: u64,
+    pub total_spend: f64,
+    pub avg_clv: f64,
+    pub avg_age: f64,
+    pub avg_income: f64,
+    pub avg_purchase_count: f64,
+    pub avg_days_since_last_purchase: f64,
+    pub avg_purchase_frequency: f64,
+    pub share_of_customers: f64,
+    pub share_of_spend: f64,
+}
+
+/// customer_store_summary row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreSummary {
+    pub customer: CustomerId,
+    pub store: StoreId,
+    pub total_spent: f64,
+    pub visit_count: u32,
+}
+
+/// customer_purchase_trends row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurchaseTrend {
+    pub customer: CustomerId,
+    pub month: YearMonth,
+    pub total_spent: f64,
+    pub num_purchases: u32,
+}
+
+/// One k tried by `--k auto`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KSweep {
+    pub k: u32,
+    pub inertia: f64,
+    pub silhouette: f64,
+}
+
+/// Per-feature scaling parameters (z-score after optional log1p).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureScale {
+    pub feature: String,
+    pub log1p: bool,
+    pub mean: f64,
+    pub std: f64,
+}
+
+/// Agreement of the segments with the planted personas.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub ari: f64,
+    pub nmi: f64,
+    /// Customers that had a truth label.
+    pub labelled: u64,
+}
+
+/// Everything about the fitted model and the run; written as segment_model.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentModel {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub as_of: NaiveDate,
+    pub seed: u64,
+    /// KMeans k (the rule-based "no purchases" segment is extra).
+    pub k: u32,
+    pub features: Vec<FeatureScale>,
+    /// Centroids in scaled feature space, by segment id.
+    pub centroids: Vec<Vec<f64>>,
+    pub inertia: f64,
+    pub silhouette: Option<f64>,
+    pub k_sweep: Vec<KSweep>,
+    pub labels: BTreeMap<u32, String>,
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Output of transform: the report tables plus model and quality.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub customers: Vec<CustomerSegment>,
+    pub behavior: Vec<CustomerBehavior>,
+    pub segments: Vec<SegmentMetrics>,
+    pub store_names: Vec<String>,
+    pub stores: Vec<StoreSummary>,
+    pub trends: Vec<PurchaseTrend>,
+    pub model: SegmentModel,
+    pub quality: Quality,
+}
+
+impl Report {
+    /// Row counts per table, as recorded in pipeline_runs.
+    pub fn row_counts(&self) -> BTreeMap<String, u64> {
+        [
+            ("customer_segments", self.customers.len()),
+            ("segment_metrics", self.segments.len()),
+            ("customer_behavior_metrics", self.behavior.len()),
+            ("customer_store_summary", self.stores.len()),
+            ("customer_purchase_trends", self.trends.len()),
+        ]
+        .into_iter()
+        .map(|(t, n)| (t.to_owned(), n as u64))
+        .collect()
+    }
+}
+
+/// Round money to cents, the precision of every money column.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Round ratios and averages that are not money.
+pub fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purchase_is_compact_and_keeps_nulls() {
+        assert_eq!(std::mem::size_of::<Purchase>(), 24);
+        let p = Purchase::new(3, RawDate::Null, None, None);
+        assert_eq!((p.amount(), p.store()), (None, None));
+        let p = Purchase::new(3, RawDate::Null, Some(0.0), Some(0));
+        assert_eq!((p.amount(), p.store()), (Some(0.0), Some(0)));
+    }
+
+    #[test]
+    fn raw_date_classification_is_lossless() {
+        let mut odd = Vec::new();
+        for text in ["2026-03-01", "01-03-2026", "2026-3-1", "03/01/2026", "", "2026-02-30"] {
+            let d = RawDate::classify(Some(text), &mut odd);
+            assert_eq!(d.text(&odd).as_deref(), Some(text));
+        }
+        assert!(matches!(RawDate::classify(Some("2026-03-01"), &mut odd), RawDate::Ymd(_)));
+        assert!(matches!(RawDate::classify(Some("01-03-2026"), &mut odd), RawDate::Dmy(_)));
+        assert_eq!(RawDate::classify(None, &mut odd), RawDate::Null);
+    }
+
+    #[test]
+    fn gender_and_persona_parse() {
+        assert_eq!(Gender::parse(" FEMALE "), Some(Gender::Female));
+        assert_eq!(Gender::parse("M"), Some(Gender::Male));
+        assert_eq!(Gender::parse("unknown"), None);
+        for p in Persona::ALL {
+            assert_eq!(Persona::parse(&p.as_str().to_uppercase()), Some(p));
+        }
+    }
+
+    #[test]
+    fn year_month_round_trips() {
+        let m: YearMonth = "2026-03".parse().expect("valid");
+        assert_eq!(m.to_string(), "2026-03");
+        assert!("2026-13".parse::<YearMonth>().is_err());
+        assert!("26-03".parse::<YearMonth>().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! `run`: every stage in one process, no CSV in between.
