@@ -25,12 +25,14 @@ impl std::fmt::Display for Invalid {
 /// Normalize a mobile to its digits, or say why it is not one.
 pub fn normalize(raw: &str) -> Result<String, Invalid> {
     let trimmed = raw.trim();
-    let body = trimmed.strip_prefix('+').unwrap_or(trimmed);
-    let mut digits = String::with_capacity(body.len());
-    for c in body.chars() {
+    let mut digits = String::with_capacity(trimmed.len());
+    let mut plus_seen = false;
+    for c in trimmed.chars() {
         match c {
             '0'..='9' => digits.push(c),
             ' ' | '-' | '(' | ')' | '.' => {}
+            // A `+` is leading when no digit came before it: `(+91) …` is common.
+            '+' if !plus_seen && digits.is_empty() => plus_seen = true,
             other => return Err(Invalid::BadCharacter(other)),
         }
     }

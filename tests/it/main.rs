@@ -1,1 +1,3 @@
+//! Integration tests: one binary, shared helpers, one file per area.
 
+mod util;
