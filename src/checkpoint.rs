@@ -1,6 +1,19 @@
 //! CSV checkpoints between stages (used by subcommand shells, never by `run`).
+//!
+//! Every value is written so that reading it back gives the same value
+//! (`f64` Display is round-trip exact), so the step-by-step subcommands load
+//! exactly the tables that `run` loads.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::model::{
+    Customer, CustomerBehavior, CustomerSegment, Gender, Joined, Persona, PurchaseTrend, Quality,
+    RawDate, Report, SegmentMetrics, SegmentModel, StoreSummary,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,4 +31,504 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Extract checkpoint file names.
+pub const CUSTOMERS_CLEAN: &str = "customers_clean.csv";
+pub const PURCHASES_RAW: &str = "purchases_raw.csv";
+pub const REJECTS: &str = "rejects_customers.csv";
+pub const EXTRACT_QUALITY: &str = "data_quality_extract.csv";
+pub const TRUTH: &str = "truth.csv";
+/// Transform checkpoint file names (the report tables are named as in §5).
+pub const MODEL: &str = "segment_model.json";
+pub const QUALITY: &str = "data_quality.csv";
+
+// ---------------------------------------------------------------- writing
+
+struct Out {
+    path: PathBuf,
+    w: csv::Writer<BufWriter<File>>,
+}
+
+impl Out {
+    fn create(dir: &Path, name: &str, header: &[&str]) -> Result<Out, Error> {
+        let path = dir.join(name);
+        let file = File::create(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        let mut out = Out { w: csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file)), path };
+        out.row(header)?;
+        Ok(out)
+    }
+
+    fn row<I, S>(&mut self, fields: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        self.w.write_record(fields).map_err(|e| self.err(e))
+    }
+
+    fn err(&self, e: csv::Error) -> Error {
+        let source = match e.into_kind() {
+            csv::ErrorKind::Io(io) => io,
+            other => std::io::Error::other(format!("{other:?}")),
+        };
+        Error::Write { path: self.path.clone(), source }
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        let path = self.path;
+        let mut inner = self
+            .w
+            .into_inner()
+            .map_err(|e| Error::Write { path: path.clone(), source: e.into_error() })?;
+        inner.flush().map_err(|source| Error::Write { path, source })
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_owned(), source })
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Write the rejects file (`line,reason`, then the source columns).
+pub fn write_rejects(dir: &Path, header: &[String], rejects: &[crate::model::Reject]) -> Result<(), Error> {
+    create_dir(dir)?;
+    let mut cols = vec!["line", "reason"];
+    cols.extend(header.iter().map(String::as_str));
+    let mut out = Out::create(dir, REJECTS, &cols)?;
+    for r in rejects {
+        let mut row = vec![r.line.to_string(), r.reason.clone()];
+        row.extend(r.fields.iter().cloned());
+        out.row(&row)?;
+    }
+    out.finish()
+}
+
+fn write_quality(dir: &Path, name: &str, quality: &Quality) -> Result<(), Error> {
+    let mut out = Out::create(dir, name, &["rule", "rows"])?;
+    for q in &quality.0 {
+        out.row([q.rule.as_str(), &q.rows.to_string()])?;
+    }
+    out.finish()
+}
+
+/// Write extract's checkpoint: clean customers, raw purchases, rejects, quality, truth.
+pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
+    create_dir(dir)?;
+    let mut out = Out::create(dir, CUSTOMERS_CLEAN, &["mobile", "name", "age", "income", "gender"])?;
+    for c in &j.customers {
+        out.row([
+            c.mobile.clone(),
+            c.name.clone().unwrap_or_default(),
+            opt(c.age),
+            opt(c.income),
+            opt(c.gender),
+        ])?;
+    }
+    out.finish()?;
+    let mut out = Out::create(dir, PURCHASES_RAW, &["mobile", "date", "amount", "store"])?;
+    for p in &j.purchases {
+        let store = p.store().and_then(|s| j.stores.get(s as usize)).cloned();
+        out.row([
+            j.customers[p.customer as usize].mobile.clone(),
+            p.date.text(&j.odd_dates).unwrap_or_default(),
+            opt(p.amount()),
+            store.unwrap_or_default(),
+        ])?;
+    }
+    out.finish()?;
+    write_rejects(dir, &j.source_header, &j.rejects)?;
+    write_quality(dir, EXTRACT_QUALITY, &j.quality)?;
+    let truth_path = dir.join(TRUTH);
+    if let Some(truth) = &j.truth {
+        let mut out = Out::create(dir, TRUTH, &["mobile", "persona"])?;
+        for (c, p) in j.customers.iter().zip(truth) {
+            if let Some(p) = p {
+                out.row([c.mobile.as_str(), p.as_str()])?;
+            }
+        }
+        out.finish()?;
+    } else if truth_path.exists() {
+        // A stale truth file would score this run against another world.
+        std::fs::remove_file(&truth_path).map_err(|source| Error::Write { path: truth_path, source })?;
+    }
+    Ok(())
+}
+
+/// Write transform's checkpoint: the five report tables, model and quality.
+pub fn write_report(dir: &Path, r: &Report) -> Result<(), Error> {
+    create_dir(dir)?;
+    let mobile = |i: u32| r.customers[i as usize].mobile.as_str();
+    let mut out = Out::create(dir, "customer_segments.csv", &CUSTOMER_SEGMENTS)?;
+    for c in &r.customers {
+        out.row([
+            c.mobile.clone(),
+            c.name.clone().unwrap_or_default(),
+            opt(c.age),
+            opt(c.income),
+            opt(c.gender),
+            c.clv.to_string(),
+            c.avg_purchase_amount.to_string(),
+            c.purchase_count.to_string(),
+            c.days_since_last_purchase.to_string(),
+            c.purchase_frequency.to_string(),
+            c.segment.to_string(),
+            c.segment_label.clone(),
+        ])?;
+    }
+    out.finish()?;
+    let mut out = Out::create(dir, "segment_metrics.csv", &SEGMENT_METRICS)?;
+    for s in &r.segments {
+        out.row([
+            s.segment.to_string(),
+            s.segment_label.clone(),
+            s.num_customers.to_string(),
+            s.total_spend.to_string(),
+            s.avg_clv.to_string(),
+            s.avg_age.to_string(),
+            s.avg_income.to_string(),
+            s.avg_purchase_count.to_string(),
+            s.avg_days_since_last_purchase.to_string(),
+            s.avg_purchase_frequency.to_string(),
+            s.share_of_customers.to_string(),
+            s.share_of_spend.to_string(),
+        ])?;
+    }
+    out.finish()?;
+    let mut out = Out::create(dir, "customer_behavior_metrics.csv", &BEHAVIOR)?;
+    for b in &r.behavior {
+        out.row([
+            mobile(b.customer).to_owned(),
+            b.total_spent.to_string(),
+            b.avg_transaction_value.to_string(),
+            b.max_purchase_amount.to_string(),
+            b.min_purchase_amount.to_string(),
+            b.purchase_count.to_string(),
+            opt(b.first_purchase),
+            opt(b.last_purchase),
+            b.days_since_first_purchase.to_string(),
+            b.days_since_last_purchase.to_string(),
+        ])?;
+    }
+    out.finish()?;
+    let mut out = Out::create(dir, "customer_store_summary.csv", &STORES)?;
+    for s in &r.stores {
+        out.row([
+            mobile(s.customer),
+            r.store_names[s.store as usize].as_str(),
+            &s.total_spent.to_string(),
+            &s.visit_count.to_string(),
+        ])?;
+    }
+    out.finish()?;
+    let mut out = Out::create(dir, "customer_purchase_trends.csv", &TRENDS)?;
+    for t in &r.trends {
+        out.row([
+            mobile(t.customer),
+            &t.month.to_string(),
+            &t.total_spent.to_string(),
+            &t.num_purchases.to_string(),
+        ])?;
+    }
+    out.finish()?;
+    let model_path = dir.join(MODEL);
+    let json = serde_json::to_vec_pretty(&r.model).map_err(|e| Error::Write {
+        path: model_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&model_path, json).map_err(|source| Error::Write { path: model_path, source })?;
+    write_quality(dir, QUALITY, &r.quality)
+}
+
+const CUSTOMER_SEGMENTS: [&str; 12] = [
+    "mobile",
+    "name",
+    "age",
+    "income",
+    "gender",
+    "clv",
+    "avg_purchase_amount",
+    "purchase_count",
+    "days_since_last_purchase",
+    "purchase_frequency",
+    "segment",
+    "segment_label",
+];
+const SEGMENT_METRICS: [&str; 12] = [
+    "segment",
+    "segment_label",
+    "num_customers",
+    "total_spend",
+    "avg_clv",
+    "avg_age",
+    "avg_income",
+    "avg_purchase_count",
+    "avg_days_since_last_purchase",
+    "avg_purchase_frequency",
+    "share_of_customers",
+    "share_of_spend",
+];
+const BEHAVIOR: [&str; 10] = [
+    "mobile",
+    "total_spent",
+    "avg_transaction_value",
+    "max_purchase_amount",
+    "min_purchase_amount",
+    "purchase_count",
+    "first_purchase",
+    "last_purchase",
+    "days_since_first_purchase",
+    "days_since_last_purchase",
+];
+const STORES: [&str; 4] = ["mobile", "store", "total_spent", "visit_count"];
+const TRENDS: [&str; 4] = ["mobile", "month", "total_spent", "num_purchases"];
+
+// ---------------------------------------------------------------- reading
+
+/// A checkpoint CSV read by column name, with errors naming file:line:column.
+struct In {
+    path: PathBuf,
+    reader: csv::Reader<File>,
+    cols: Vec<usize>,
+    names: &'static [&'static str],
+    record: csv::StringRecord,
+    line: u64,
+}
+
+impl In {
+    fn open(dir: &Path, name: &str, names: &'static [&'static str]) -> Result<In, Error> {
+        let path = dir.join(name);
+        let file = File::open(&path).map_err(|source| Error::Open { path: path.clone(), source })?;
+        let mut reader = csv::Reader::from_reader(file);
+        let header = reader
+            .headers()
+            .map_err(|e| Error::Parse { path: path.clone(), line: 1, message: e.to_string() })?
+            .clone();
+        let cols = names
+            .iter()
+            .map(|n| {
+                header.iter().position(|h| h == *n).ok_or_else(|| Error::Parse {
+                    path: path.clone(),
+                    line: 1,
+                    message: format!("missing column `{n}`"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(In { path, reader, cols, names, record: csv::StringRecord::new(), line: 1 })
+    }
+
+    fn next(&mut self) -> Result<bool, Error> {
+        let more = self.reader.read_record(&mut self.record).map_err(|e| Error::Parse {
+            path: self.path.clone(),
+            line: self.line + 1,
+            message: e.to_string(),
+        })?;
+        self.line = self.record.position().map_or(self.line + 1, |p| p.line());
+        Ok(more)
+    }
+
+    fn str(&self, i: usize) -> &str {
+        self.record.get(self.cols[i]).unwrap_or_default()
+    }
+
+    fn err(&self, i: usize, message: impl std::fmt::Display) -> Error {
+        Error::Parse {
+            path: self.path.clone(),
+            line: self.line,
+            message: format!("column `{}`: {message}", self.names[i]),
+        }
+    }
+
+    fn parse<T: FromStr>(&self, i: usize) -> Result<T, Error>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let s = self.str(i);
+        s.parse().map_err(|e| self.err(i, format!("`{s}`: {e}")))
+    }
+
+    fn opt<T: FromStr>(&self, i: usize) -> Result<Option<T>, Error>
+    where
+        T::Err: std::fmt::Display,
+    {
+        if self.str(i).is_empty() { Ok(None) } else { self.parse(i).map(Some) }
+    }
+
+    fn opt_string(&self, i: usize) -> Option<String> {
+        Some(self.str(i)).filter(|s| !s.is_empty()).map(str::to_owned)
+    }
+
+    fn gender(&self, i: usize) -> Result<Option<Gender>, Error> {
+        match self.str(i) {
+            "" => Ok(None),
+            s => Gender::parse(s).map(Some).ok_or_else(|| self.err(i, format!("unknown gender `{s}`"))),
+        }
+    }
+
+    fn customer(&self, i: usize, index: &HashMap<String, u32>) -> Result<u32, Error> {
+        index
+            .get(self.str(i))
+            .copied()
+            .ok_or_else(|| self.err(i, format!("unknown mobile `{}`", self.str(i))))
+    }
+}
+
+fn read_quality(dir: &Path, name: &str) -> Result<Quality, Error> {
+    let mut q = Quality::default();
+    let mut f = In::open(dir, name, &["rule", "rows"])?;
+    while f.next()? {
+        q.add(f.str(0), f.parse(1)?);
+    }
+    Ok(q)
+}
+
+/// Read extract's checkpoint back: the validated customers (with rejects and
+/// quality), the purchases, and the truth when present.
+pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
+    let mut j = Joined::default();
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut f = In::open(dir, CUSTOMERS_CLEAN, &["mobile", "name", "age", "income", "gender"])?;
+    while f.next()? {
+        let c = Customer {
+            mobile: f.str(0).to_owned(),
+            name: f.opt_string(1),
+            age: f.opt(2)?,
+            income: f.opt(3)?,
+            gender: f.gender(4)?,
+        };
+        index.insert(c.mobile.clone(), j.customers.len() as u32);
+        j.customers.push(c);
+    }
+    let mut stores: HashMap<String, u32> = HashMap::new();
+    let mut f = In::open(dir, PURCHASES_RAW, &["mobile", "date", "amount", "store"])?;
+    while f.next()? {
+        let customer = f.customer(0, &index)?;
+        let date = RawDate::classify(Some(f.str(1)).filter(|s| !s.is_empty()), &mut j.odd_dates);
+        let store = f.opt_string(3).map(|s| {
+            let next = j.stores.len() as u32;
+            *stores.entry(s.clone()).or_insert_with(|| {
+                j.stores.push(s);
+                next
+            })
+        });
+        j.purchases.push(crate::model::Purchase::new(customer, date, f.opt(2)?, store));
+    }
+    j.quality = read_quality(dir, EXTRACT_QUALITY)?;
+    if dir.join(TRUTH).exists() {
+        let mut truth = vec![None; j.customers.len()];
+        let mut f = In::open(dir, TRUTH, &["mobile", "persona"])?;
+        while f.next()? {
+            let i = f.customer(0, &index)?;
+            let p = Persona::parse(f.str(1)).ok_or_else(|| f.err(1, format!("unknown persona `{}`", f.str(1))))?;
+            truth[i as usize] = Some(p);
+        }
+        j.truth = Some(truth);
+    }
+    Ok(j)
+}
+
+/// Read transform's checkpoint back into a `Report`.
+pub fn read_report(dir: &Path) -> Result<Report, Error> {
+    let mut customers = Vec::new();
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut f = In::open(dir, "customer_segments.csv", &CUSTOMER_SEGMENTS)?;
+    while f.next()? {
+        index.insert(f.str(0).to_owned(), customers.len() as u32);
+        customers.push(CustomerSegment {
+            mobile: f.str(0).to_owned(),
+            name: f.opt_string(1),
+            age: f.opt(2)?,
+            income: f.opt(3)?,
+            gender: f.gender(4)?,
+            clv: f.parse(5)?,
+            avg_purchase_amount: f.parse(6)?,
+            purchase_count: f.parse(7)?,
+            days_since_last_purchase: f.parse(8)?,
+            purchase_frequency: f.parse(9)?,
+            segment: f.parse(10)?,
+            segment_label: f.str(11).to_owned(),
+        });
+    }
+    let mut segments = Vec::new();
+    let mut f = In::open(dir, "segment_metrics.csv", &SEGMENT_METRICS)?;
+    while f.next()? {
+        segments.push(SegmentMetrics {
+            segment: f.parse(0)?,
+            segment_label: f.str(1).to_owned(),
+            num_customers: f.parse(2)?,
+            total_spend: f.parse(3)?,
+            avg_clv: f.parse(4)?,
+            avg_age: f.parse(5)?,
+            avg_income: f.parse(6)?,
+            avg_purchase_count: f.parse(7)?,
+            avg_days_since_last_purchase: f.parse(8)?,
+            avg_purchase_frequency: f.parse(9)?,
+            share_of_customers: f.parse(10)?,
+            share_of_spend: f.parse(11)?,
+        });
+    }
+    let mut behavior = Vec::new();
+    let mut f = In::open(dir, "customer_behavior_metrics.csv", &BEHAVIOR)?;
+    while f.next()? {
+        behavior.push(CustomerBehavior {
+            customer: f.customer(0, &index)?,
+            total_spent: f.parse(1)?,
+            avg_transaction_value: f.parse(2)?,
+            max_purchase_amount: f.parse(3)?,
+            min_purchase_amount: f.parse(4)?,
+            purchase_count: f.parse(5)?,
+            first_purchase: f.opt(6)?,
+            last_purchase: f.opt(7)?,
+            days_since_first_purchase: f.parse(8)?,
+            days_since_last_purchase: f.parse(9)?,
+        });
+    }
+    let mut store_names: Vec<String> = Vec::new();
+    let mut store_ids: HashMap<String, u32> = HashMap::new();
+    let mut stores = Vec::new();
+    let mut f = In::open(dir, "customer_store_summary.csv", &STORES)?;
+    while f.next()? {
+        let name = f.str(1).to_owned();
+        let next = store_names.len() as u32;
+        let store = *store_ids.entry(name.clone()).or_insert_with(|| {
+            store_names.push(name);
+            next
+        });
+        stores.push(StoreSummary {
+            customer: f.customer(0, &index)?,
+            store,
+            total_spent: f.parse(2)?,
+            visit_count: f.parse(3)?,
+        });
+    }
+    let mut trends = Vec::new();
+    let mut f = In::open(dir, "customer_purchase_trends.csv", &TRENDS)?;
+    while f.next()? {
+        trends.push(PurchaseTrend {
+            customer: f.customer(0, &index)?,
+            month: f.parse(1)?,
+            total_spent: f.parse(2)?,
+            num_purchases: f.parse(3)?,
+        });
+    }
+    let model_path = dir.join(MODEL);
+    let text = std::fs::read(&model_path).map_err(|source| Error::Open { path: model_path.clone(), source })?;
+    let model: SegmentModel = serde_json::from_slice(&text).map_err(|e| Error::Parse {
+        path: model_path,
+        line: e.line() as u64,
+        message: e.to_string(),
+    })?;
+    Ok(Report {
+        customers,
+        behavior,
+        segments,
+        store_names,
+        stores,
+        trends,
+        model,
+        quality: read_quality(dir, QUALITY)?,
+    })
 }

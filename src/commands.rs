@@ -1,24 +1,281 @@
-//! Subcommand shells: settings → stage opts → stage fn → checkpoint files.
+//! Subcommand shells: flags → settings → stage opts → stage fn → files.
+//!
+//! Nothing here computes: each arm reads a checkpoint, calls one stage
+//! function and writes the next checkpoint (or, for `run`, hands over to
+//! `pipeline`). Results go to stdout, logs to stderr.
 
-use crate::cli::{Cli, Command};
-use crate::config::{self, Override, Settings};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tracing::info;
+
+use crate::api::{self, ApiOpts};
+use crate::checkpoint;
+use crate::cli::{AsOfArg, Cli, Command, SeedArg};
+use crate::config::{Override, Settings, flag, path_flag};
 use crate::error::Error;
+use crate::extract::{self, ExtractOpts, customers};
+use crate::generate::{self, GenerateOpts};
+use crate::load::{self, LoadOpts, Target};
+use crate::pipeline;
+use crate::transform::{self, TransformOpts};
 
 /// Run the chosen subcommand.
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
-    let flags = overrides(&cli.command)?;
-    let settings = Settings::load(cli.global.config.as_deref(), flags)?;
+    let settings = Settings::load(cli.global.config.as_deref(), overrides(&cli.command))?;
     match cli.command {
-        Command::Config(_) => {
-            print!("{}", settings.to_masked_toml());
-            Ok(())
+        Command::Config(_) => out(&settings.to_masked_toml()),
+        Command::Generate(_) => generate_cmd(&settings),
+        Command::ServeApi(_) => Ok(api::serve(&api_opts(&settings, settings.as_of(), &settings.api.bind))?),
+        Command::Extract(_) => extract_cmd(&settings),
+        Command::Transform(_) => transform_cmd(&settings),
+        Command::Load(_) => load_cmd(&settings),
+        Command::Run(_) => {
+            let summary = pipeline::run(&settings)?;
+            out(&summary.render())
         }
-        _ => Ok(()),
     }
 }
 
-fn overrides(cmd: &Command) -> Result<Vec<Override>, Error> {
+/// Write results to stdout; a closed pipe is reported as such (exit 0).
+fn out(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(Error::Stdout)
+}
+
+fn overrides(cmd: &Command) -> Vec<Override> {
     let mut o = Vec::new();
-    let _ = (cmd, &mut o, config::flag::<u64>);
-    Ok(o)
+    let seed = |o: &mut Vec<Override>, s: &SeedArg| flag(o, "seed", s.seed);
+    let as_of = |o: &mut Vec<Override>, a: &AsOfArg| flag(o, "as_of", a.as_of.clone());
+    match cmd {
+        Command::Generate(a) => {
+            flag(&mut o, "generate.customers", a.customers);
+            seed(&mut o, &a.seed);
+            path_flag(&mut o, "generate.out", a.out.as_ref());
+            flag(&mut o, "generate.duplicate_rate", a.duplicate_rate);
+            flag(&mut o, "generate.missing_age_rate", a.missing_age_rate);
+            flag(&mut o, "generate.missing_income_rate", a.missing_income_rate);
+            flag(&mut o, "generate.malformed_mobile_rate", a.malformed_mobile_rate);
+        }
+        Command::ServeApi(a) => {
+            flag(&mut o, "api.bind", a.bind.clone());
+            seed(&mut o, &a.seed);
+            as_of(&mut o, &a.as_of);
+            flag(&mut o, "api.fail_rate", a.fail_rate);
+            flag(&mut o, "api.latency_ms", a.latency_ms);
+            flag(&mut o, "api.max_mobiles", a.max_mobiles.map(|n| n as u64));
+            flag(&mut o, "api.threads", a.threads.map(|n| n as u64));
+        }
+        Command::Extract(a) => {
+            path_flag(&mut o, "extract.customers", a.customers.as_ref());
+            flag(&mut o, "api_url", a.api_url.clone());
+            path_flag(&mut o, "extract.out", a.out.as_ref());
+            path_flag(&mut o, "extract.truth", a.truth.as_ref());
+            flag(&mut o, "extract.batch_size", a.batch_size.map(|n| n as u64));
+            flag(&mut o, "extract.workers", a.workers.map(|n| n as u64));
+            flag(&mut o, "extract.max_attempts", a.max_attempts);
+        }
+        Command::Transform(a) => {
+            path_flag(&mut o, "transform.input", a.input.as_ref());
+            path_flag(&mut o, "transform.out", a.out.as_ref());
+            flag(&mut o, "transform.k", a.k.clone());
+            as_of(&mut o, &a.as_of);
+            seed(&mut o, &a.seed);
+        }
+        Command::Load(a) => {
+            path_flag(&mut o, "run.load_input", a.input.as_ref());
+            flag(&mut o, "database_url", a.database_url.clone());
+        }
+        Command::Run(a) => {
+            flag(&mut o, "generate.customers", a.customers);
+            seed(&mut o, &a.seed);
+            as_of(&mut o, &a.as_of);
+            flag(&mut o, "transform.k", a.k.clone());
+            flag(&mut o, "api_url", a.api_url.clone());
+            flag(&mut o, "database_url", a.database_url.clone());
+            path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
+        }
+        Command::Config(_) => {}
+    }
+    o
+}
+
+// ------------------------------------------------------------ stage opts
+
+pub(crate) fn generate_opts(s: &Settings) -> GenerateOpts {
+    let g = &s.generate;
+    GenerateOpts {
+        customers: g.customers,
+        seed: s.seed,
+        dirt: generate::Dirt {
+            duplicate_rate: g.duplicate_rate,
+            missing_age_rate: g.missing_age_rate,
+            missing_income_rate: g.missing_income_rate,
+            malformed_mobile_rate: g.malformed_mobile_rate,
+        },
+    }
+}
+
+pub(crate) fn api_opts(s: &Settings, as_of: NaiveDate, bind: &str) -> ApiOpts {
+    let a = &s.api;
+    ApiOpts {
+        bind: bind.to_owned(),
+        seed: s.seed,
+        as_of,
+        max_mobiles: a.max_mobiles,
+        fail_rate: a.fail_rate,
+        latency_ms: a.latency_ms,
+        threads: a.threads,
+        dirt: api::Dirt {
+            null_date_rate: a.null_date_rate,
+            dmy_date_rate: a.dmy_date_rate,
+            null_amount_rate: a.null_amount_rate,
+            null_store_rate: a.null_store_rate,
+            duplicate_purchase_rate: a.duplicate_purchase_rate,
+        },
+    }
+}
+
+pub(crate) fn extract_opts(s: &Settings, api_url: &str) -> ExtractOpts {
+    let e = &s.extract;
+    ExtractOpts {
+        api_url: api_url.to_owned(),
+        batch_size: e.batch_size,
+        workers: e.workers,
+        max_attempts: e.max_attempts,
+        connect_timeout: Duration::from_millis(e.connect_timeout_ms),
+        read_timeout: Duration::from_millis(e.read_timeout_ms),
+        backoff_base: Duration::from_millis(e.backoff_base_ms),
+        backoff_max: Duration::from_millis(e.backoff_max_ms),
+    }
+}
+
+pub(crate) fn transform_opts(s: &Settings, as_of: NaiveDate, started_at: DateTime<Utc>) -> TransformOpts {
+    let t = &s.transform;
+    TransformOpts {
+        as_of,
+        seed: s.seed,
+        k: t.k,
+        k_min: t.k_min,
+        k_max: t.k_max,
+        features: t.features.clone(),
+        log1p: t.log1p,
+        restarts: t.restarts,
+        max_iter: t.max_iter,
+        silhouette_sample: t.silhouette_sample,
+        run_id: run_id(started_at, s.seed),
+        started_at,
+    }
+}
+
+/// A run id that sorts by time and differs between runs in the same second.
+pub(crate) fn run_id(at: DateTime<Utc>, seed: u64) -> String {
+    let salt = crate::rng::hash(&[
+        &at.timestamp_nanos_opt().unwrap_or_default().to_le_bytes(),
+        &seed.to_le_bytes(),
+        &std::process::id().to_le_bytes(),
+    ]);
+    format!("{}-{:08x}", at.format("%Y%m%dT%H%M%SZ"), salt as u32)
+}
+
+// ------------------------------------------------------------ shells
+
+fn generate_cmd(s: &Settings) -> Result<(), Error> {
+    let started = Instant::now();
+    let out_path = &s.generate.out;
+    let sum = generate::write(&generate_opts(s), out_path)?;
+    info!(message = "Generated customers.", rows = sum.rows, elapsed_ms = started.elapsed().as_millis() as u64);
+    out(&format!(
+        "wrote {} rows ({} customers, {} duplicate rows, {} malformed mobiles, {} missing ages, {} missing incomes) to {} in {:.2}s\nground truth: {}\n",
+        sum.rows,
+        sum.customers,
+        sum.duplicates,
+        sum.malformed_mobiles,
+        sum.missing_age,
+        sum.missing_income,
+        out_path.display(),
+        started.elapsed().as_secs_f64(),
+        generate::truth_path(out_path).display()
+    ))
+}
+
+/// The truth file extract uses: the configured one, else `<stem>.truth.csv` if present.
+pub(crate) fn truth_for(s: &Settings) -> Result<Option<extract::Truth>, Error> {
+    let path = match &s.extract.truth {
+        Some(p) => p.clone(),
+        None => {
+            let p = generate::truth_path(&s.extract.customers);
+            if !p.exists() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    Ok(Some(extract::join::read_truth(&path)?))
+}
+
+fn extract_cmd(s: &Settings) -> Result<(), Error> {
+    let started = Instant::now();
+    let Some(api_url) = s.api_url.as_deref() else {
+        return Err(crate::config::Error::Value {
+            key: "api_url",
+            message: "extract needs --api-url (or SEGPIPE_API_URL / api_url in segpipe.toml)".to_owned(),
+        }
+        .into());
+    };
+    let validated = customers::read_csv(&s.extract.customers)?;
+    let dir = &s.extract.out;
+    // Rejects are written first: they are kept even if the API fails later.
+    checkpoint::write_rejects(dir, &validated.header, &validated.rejects)?;
+    let truth = truth_for(s)?;
+    let rows = validated.rows_read;
+    let joined = extract::extract(validated, truth.as_ref(), &extract_opts(s, api_url))?;
+    checkpoint::write_joined(dir, &joined)?;
+    out(&format!(
+        "read {rows} rows: {} customers, {} rejected, {} duplicates dropped; {} purchases; wrote {} in {:.2}s\n",
+        joined.customers.len(),
+        joined.rejects.len(),
+        joined.quality.get("duplicate_customers_dropped"),
+        joined.purchases.len(),
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+fn transform_cmd(s: &Settings) -> Result<(), Error> {
+    let started = Instant::now();
+    let joined = checkpoint::read_joined(&s.transform.input)?;
+    let report = transform::transform(&joined, &transform_opts(s, s.as_of(), Utc::now()))?;
+    checkpoint::write_report(&s.transform.out, &report)?;
+    out(&format!(
+        "{}wrote {} in {:.2}s\n",
+        pipeline::describe_report(&report),
+        s.transform.out.display(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+fn load_cmd(s: &Settings) -> Result<(), Error> {
+    let started = Instant::now();
+    let report = checkpoint::read_report(&s.run.load_input)?;
+    let target = Target::parse(&s.database_url)?;
+    let summary = load::load(&report, &target, &load_opts())?;
+    let rows: u64 = summary.rows.values().sum();
+    out(&format!(
+        "loaded {rows} rows into {} in {:.2}s\n",
+        summary.destination,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// Load options; the failure hook is for tests and only read from the env.
+pub(crate) fn load_opts() -> LoadOpts {
+    LoadOpts { fail_after_table: std::env::var("SEGPIPE_TEST_FAIL_AFTER_TABLE").ok() }
+}
+
+/// Where a `run` checkpoint of one stage goes.
+pub(crate) fn stage_dir(root: &Path, stage: &str) -> std::path::PathBuf {
+    root.join(stage)
 }

@@ -39,7 +39,7 @@ impl Error {
             Error::Extract(e) => match e {
                 extract::Error::Open { .. }
                 | extract::Error::Csv { .. }
-                | extract::Error::Header { .. }
+                | extract::Error::Structural { .. }
                 | extract::Error::Truth { .. }
                 | extract::Error::ApiUrl { .. } => 2,
                 extract::Error::Batch { .. } | extract::Error::Write { .. } => 1,

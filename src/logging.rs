@@ -7,7 +7,7 @@ use crate::cli::{GlobalArgs, LogFormat};
 /// Install the global subscriber once; later calls (tests) are no-ops.
 pub fn init(args: &GlobalArgs) {
     let default = match args.verbose {
-        0 => "warn,segpipe=info",
+        0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -20,7 +20,8 @@ pub fn init(args: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match args.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.compact().try_init(),

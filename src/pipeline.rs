@@ -1,1 +1,229 @@
 //! `run`: every stage in one process, no CSV in between.
+//!
+//! Generated rows go straight into the validator, the mock API listens on
+//! an ephemeral loopback port, and the `Joined` is dropped before load so
+//! purchases and report tables are not both held at the peak. With
+//! `--checkpoint-dir` each stage also writes the files its subcommand
+//! writes, so a `run` can be inspected or resumed step by step.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use chrono::Utc;
+use tracing::info;
+
+use crate::api;
+use crate::checkpoint;
+use crate::commands::{api_opts, extract_opts, generate_opts, load_opts, stage_dir, transform_opts};
+use crate::config::Settings;
+use crate::error::Error;
+use crate::extract::{self, Validator, customers};
+use crate::generate::{self, HEADER};
+use crate::load::{self, Target};
+use crate::mobile;
+use crate::model::Report;
+use crate::transform;
+
+/// One stage's line in the summary.
+#[derive(Clone, Debug)]
+pub struct StageTiming {
+    pub stage: &'static str,
+    pub seconds: f64,
+    pub rows: u64,
+    pub note: String,
+}
+
+/// What `run` did, printed at the end.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub header: String,
+    pub stages: Vec<StageTiming>,
+    pub report: String,
+    pub destination: String,
+    pub peak_rss_mib: Option<u64>,
+}
+
+impl RunSummary {
+    pub fn render(&self) -> String {
+        let mut s = format!("{}\n\n{:<10} {:>9} {:>11}  notes\n", self.header, "stage", "seconds", "rows");
+        let mut total = 0.0;
+        for t in &self.stages {
+            total += t.seconds;
+            let _ = writeln!(s, "{:<10} {:>9.2} {:>11}  {}", t.stage, t.seconds, t.rows, t.note);
+        }
+        let _ = writeln!(s, "{:<10} {:>9.2}", "total", total);
+        s.push('\n');
+        s.push_str(&self.report);
+        let _ = writeln!(s, "tables written to {}", self.destination);
+        if let Some(mib) = self.peak_rss_mib {
+            let _ = writeln!(s, "peak RSS {mib} MiB");
+        }
+        s
+    }
+}
+
+/// Segments and model quality as a few readable lines.
+pub fn describe_report(r: &Report) -> String {
+    let m = &r.model;
+    let mut s = format!("k = {} (KMeans), silhouette {}", m.k, fmt_opt(m.silhouette));
+    match &m.evaluation {
+        Some(e) => {
+            let _ = write!(s, ", ARI {:.3}, NMI {:.3} vs {} planted personas", e.ari, e.nmi, e.labelled);
+        }
+        None => s.push_str(", no ground truth to score against"),
+    }
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "{:>7}  {:<24} {:>10} {:>14} {:>10} {:>9} {:>8}",
+        "segment", "label", "customers", "total_spend", "avg_clv", "avg_count", "recency"
+    );
+    for seg in &r.segments {
+        let _ = writeln!(
+            s,
+            "{:>7}  {:<24} {:>10} {:>14.2} {:>10.2} {:>9.2} {:>8.1}",
+            seg.segment,
+            seg.segment_label,
+            seg.num_customers,
+            seg.total_spend,
+            seg.avg_clv,
+            seg.avg_purchase_count,
+            seg.avg_days_since_last_purchase
+        );
+    }
+    s
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.3}"))
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Run every stage with these settings.
+pub fn run(s: &Settings) -> Result<RunSummary, Error> {
+    let started_at = Utc::now();
+    let as_of = s.as_of();
+    let target = Target::parse(&s.database_url)?;
+    let ckpt = s.run.checkpoint_dir.as_deref();
+    let mut stages = Vec::new();
+
+    // generate → validated customers (+ truth), in memory unless checkpointing.
+    let t = Instant::now();
+    let gen_opts = generate_opts(s);
+    let (validated, truth, rows) = match ckpt {
+        Some(dir) => {
+            let path = stage_dir(dir, "generate").join("customers.csv");
+            let sum = generate::write(&gen_opts, &path)?;
+            let truth = extract::join::read_truth(&generate::truth_path(&path))?;
+            (customers::read_csv(&path)?, truth, sum.rows)
+        }
+        None => {
+            let header: Vec<String> = HEADER.iter().map(|h| (*h).to_owned()).collect();
+            let mut v = Validator::new("generated customers", &header)?;
+            let mut truth = HashMap::new();
+            let mut rows = 0;
+            for (i, row) in generate::customers(&gen_opts).enumerate() {
+                if let Some((m, p)) = &row.truth
+                    && let Ok(m) = mobile::normalize(m)
+                {
+                    truth.insert(m, *p);
+                }
+                // Line numbers as in the CSV `generate` writes (header = 1).
+                v.push(i as u64 + 2, &row.fields);
+                rows += 1;
+            }
+            (v.finish(), truth, rows)
+        }
+    };
+    stages.push(StageTiming {
+        stage: "generate",
+        seconds: t.elapsed().as_secs_f64(),
+        rows,
+        note: format!("{} customers, seed {}", gen_opts.customers, s.seed),
+    });
+
+    // extract: against --api-url, or the in-process mock on 127.0.0.1:0.
+    let t = Instant::now();
+    let server = match &s.api_url {
+        Some(_) => None,
+        None => Some(api::Server::start(&api_opts(s, as_of, "127.0.0.1:0"))?),
+    };
+    let api_url = match &server {
+        Some(server) => server.url(),
+        None => s.api_url.clone().unwrap_or_default(),
+    };
+    info!(message = "Extracting.", api_url = %api_url);
+    if let Some(dir) = ckpt {
+        checkpoint::write_rejects(&stage_dir(dir, "extract"), &validated.header, &validated.rejects)?;
+    }
+    let rows_read = validated.rows_read;
+    let extracted = extract::extract(validated, Some(&truth), &extract_opts(s, &api_url));
+    if let Some(server) = server {
+        server.shutdown();
+    }
+    let joined = extracted?;
+    if let Some(dir) = ckpt {
+        checkpoint::write_joined(&stage_dir(dir, "extract"), &joined)?;
+    }
+    stages.push(StageTiming {
+        stage: "extract",
+        seconds: t.elapsed().as_secs_f64(),
+        rows: joined.purchases.len() as u64,
+        note: format!(
+            "{rows_read} rows: {} customers, {} rejected, {} duplicates dropped; purchases from {}",
+            joined.customers.len(),
+            joined.rejects.len(),
+            joined.quality.get("duplicate_customers_dropped"),
+            if s.api_url.is_some() { api_url.as_str() } else { "in-process mock API" }
+        ),
+    });
+
+    // transform
+    let t = Instant::now();
+    let report = transform::transform(&joined, &transform_opts(s, as_of, started_at))?;
+    let purchases = joined.purchases.len() as u64;
+    drop(joined);
+    if let Some(dir) = ckpt {
+        checkpoint::write_report(&stage_dir(dir, "transform"), &report)?;
+    }
+    stages.push(StageTiming {
+        stage: "transform",
+        seconds: t.elapsed().as_secs_f64(),
+        rows: purchases,
+        note: format!("{} segments, as of {as_of}", report.segments.len()),
+    });
+
+    // load
+    let t = Instant::now();
+    let loaded = load::load(&report, &target, &load_opts())?;
+    stages.push(StageTiming {
+        stage: "load",
+        seconds: t.elapsed().as_secs_f64(),
+        rows: loaded.rows.values().sum(),
+        note: loaded
+            .rows
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    });
+
+    Ok(RunSummary {
+        header: format!(
+            "segpipe run {}: {} customers, seed {}, as of {as_of}",
+            report.model.run_id, gen_opts.customers, s.seed
+        ),
+        stages,
+        report: describe_report(&report),
+        destination: loaded.destination,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

@@ -1,7 +1,20 @@
 //! Extract: validate customers, fetch purchases over HTTP, join on mobile.
+//!
+//! [`extract`] is the stage function; `customers` validates rows, `client`
+//! talks to the purchase API, `join` assembles the result.
+
+pub mod client;
+pub mod customers;
+pub mod join;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use crate::model::Joined;
+pub use customers::{Validated, Validator};
+pub use join::Truth;
 
 /// Extract inputs, built from `Settings`.
 #[derive(Clone, Debug)]
@@ -31,8 +44,8 @@ pub enum Error {
         #[source]
         source: csv::Error,
     },
-    #[error("{path}:1: {message}")]
-    Header { path: String, message: String },
+    #[error("{path}:{line}: {message}")]
+    Structural { path: String, line: u64, message: String },
     #[error("{path}:{line}: {message}")]
     Truth { path: PathBuf, line: u64, message: String },
     #[error("invalid api url `{url}`: {message}")]
@@ -53,4 +66,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Fetch purchases for validated customers and join them (and the truth).
+pub fn extract(validated: Validated, truth: Option<&Truth>, opts: &ExtractOpts) -> Result<Joined, Error> {
+    let started = Instant::now();
+    info!(
+        message = "Fetching purchases.",
+        customers = validated.customers.len(),
+        batch_size = opts.batch_size,
+        workers = opts.workers
+    );
+    let fetched = client::fetch(&validated.customers, opts)?;
+    info!(
+        message = "Fetched purchases.",
+        purchases = fetched.purchases.len(),
+        requests = fetched.requests,
+        retries = fetched.retries,
+        splits = fetched.splits,
+        unmatched = fetched.unmatched,
+        elapsed_ms = started.elapsed().as_millis() as u64
+    );
+    Ok(join::assemble(validated, fetched, truth))
 }

@@ -1,0 +1,404 @@
+//! Purchase API client: batches, concurrent workers, retries, 413 splits.
+//!
+//! Workers share nothing but a batch counter and a result slot per batch, so
+//! the merged output is in batch order whatever finishes first: determinism
+//! does not depend on scheduling. Each worker keeps one ureq `Agent`, i.e.
+//! one keep-alive connection pool.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use super::{Error, ExtractOpts};
+use crate::mobile;
+use crate::model::{Customer, CustomerId, Purchase, RawDate};
+use crate::rng;
+
+/// Purchases fetched for all customers, with local tables already merged.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub purchases: Vec<Purchase>,
+    pub stores: Vec<String>,
+    pub odd_dates: Vec<String>,
+    /// Purchases whose echoed mobile matched no requested customer.
+    pub unmatched: u64,
+    pub requests: u64,
+    pub retries: u64,
+    /// Batches split in halves after a 413.
+    pub splits: u64,
+}
+
+/// Why one request failed; the source of `Error::Batch`.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("request failed")]
+    Transport(#[source] ureq::Error),
+    #[error("response is not the expected JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("the server refuses even a single mobile (413)")]
+    TooLargeForOne,
+}
+
+impl RequestError {
+    fn retryable(&self) -> bool {
+        match self {
+            RequestError::Status { status, .. } => *status == 429 || *status >= 500,
+            // A cut connection can truncate the body: retry that too.
+            RequestError::Transport(_) | RequestError::Json(_) => true,
+            RequestError::TooLargeForOne => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow)]
+    purchases: Vec<ApiPurchase<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ApiPurchase<'a> {
+    #[serde(borrow)]
+    mobile: Cow<'a, str>,
+    #[serde(borrow, default)]
+    date: Option<Cow<'a, str>>,
+    #[serde(default)]
+    amount: Option<f64>,
+    #[serde(borrow, default)]
+    store: Option<Cow<'a, str>>,
+}
+
+/// One batch's purchases with batch-local store and odd-date tables.
+#[derive(Default)]
+struct BatchOut {
+    purchases: Vec<Purchase>,
+    stores: Vec<String>,
+    odd_dates: Vec<String>,
+    unmatched: u64,
+}
+
+struct Shared<'a> {
+    customers: &'a [Customer],
+    index: HashMap<&'a str, CustomerId>,
+    opts: &'a ExtractOpts,
+    url: String,
+    next: AtomicUsize,
+    cancelled: AtomicBool,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    splits: AtomicU64,
+}
+
+/// Fetch the purchases of every customer.
+pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Error> {
+    let base = opts.api_url.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(Error::ApiUrl {
+            url: opts.api_url.clone(),
+            message: "expected http://HOST:PORT or https://…".to_owned(),
+        });
+    }
+    let shared = Shared {
+        customers,
+        index: customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.mobile.as_str(), i as CustomerId))
+            .collect(),
+        opts,
+        url: format!("{base}/purchase-history"),
+        next: AtomicUsize::new(0),
+        cancelled: AtomicBool::new(false),
+        requests: AtomicU64::new(0),
+        retries: AtomicU64::new(0),
+        splits: AtomicU64::new(0),
+    };
+    let batch = opts.batch_size.max(1);
+    let ranges: Vec<Range<usize>> = (0..customers.len())
+        .step_by(batch)
+        .map(|s| s..(s + batch).min(customers.len()))
+        .collect();
+    let slots: Vec<Mutex<Option<BatchOut>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let bar = crate::progress::bar(ranges.len() as u64, "fetch");
+    std::thread::scope(|scope| {
+        for _ in 0..opts.workers.clamp(1, ranges.len().max(1)) {
+            scope.spawn(|| {
+                let agent = agent(opts);
+                loop {
+                    let i = shared.next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ranges.len() || shared.cancelled.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match fetch_batch(&shared, &agent, i, ranges[i].clone()) {
+                        Ok(out) => {
+                            *lock(&slots[i]) = Some(out);
+                            bar.inc(1);
+                        }
+                        Err(e) => {
+                            shared.cancelled.store(true, Ordering::Relaxed);
+                            lock(&failure).get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut merged = Fetched {
+        requests: shared.requests.load(Ordering::Relaxed),
+        retries: shared.retries.load(Ordering::Relaxed),
+        splits: shared.splits.load(Ordering::Relaxed),
+        ..Fetched::default()
+    };
+    let mut store_ids: HashMap<String, u32> = HashMap::new();
+    for slot in slots {
+        let out = slot.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_default();
+        let remap: Vec<u32> = out
+            .stores
+            .into_iter()
+            .map(|name| {
+                let next = merged.stores.len() as u32;
+                *store_ids.entry(name.clone()).or_insert_with(|| {
+                    merged.stores.push(name);
+                    next
+                })
+            })
+            .collect();
+        let date_offset = merged.odd_dates.len() as u32;
+        merged.odd_dates.extend(out.odd_dates);
+        merged.unmatched += out.unmatched;
+        merged.purchases.extend(out.purchases.into_iter().map(|p| {
+            let date = match p.date {
+                RawDate::Text(i) => RawDate::Text(i + date_offset),
+                d => d,
+            };
+            Purchase::new(p.customer, date, p.amount(), p.store().map(|s| remap[s as usize]))
+        }));
+    }
+    Ok(merged)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panicking worker cannot leave a slot half-written: take it anyway.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn agent(opts: &ExtractOpts) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(opts.connect_timeout))
+        .timeout_recv_response(Some(opts.read_timeout))
+        .timeout_recv_body(Some(opts.read_timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn fetch_batch(
+    shared: &Shared<'_>,
+    agent: &ureq::Agent,
+    index: usize,
+    range: Range<usize>,
+) -> Result<BatchOut, Error> {
+    let mut out = BatchOut::default();
+    let mut stores: HashMap<String, u32> = HashMap::new();
+    let mut pending = vec![range.clone()];
+    // Depth-first over halves keeps the purchases in customer order.
+    while let Some(r) = pending.pop() {
+        let mobiles: Vec<String> =
+            shared.customers[r.clone()].iter().map(|c| format!("+{}", c.mobile)).collect();
+        match post_with_retries(shared, agent, index, &mobiles) {
+            Ok(body) => parse_into(shared, &body, &mut out, &mut stores).map_err(|source| {
+                batch_error(shared, index, &range, shared.opts.max_attempts, source)
+            })?,
+            Err((_, RequestError::Status { status: 413, .. })) if r.len() > 1 => {
+                shared.splits.fetch_add(1, Ordering::Relaxed);
+                let mid = r.start + r.len() / 2;
+                debug!(message = "Splitting batch after 413.", batch = index, size = r.len());
+                pending.push(mid..r.end);
+                pending.push(r.start..mid);
+            }
+            Err((_, RequestError::Status { status: 413, .. })) => {
+                return Err(batch_error(shared, index, &range, 1, RequestError::TooLargeForOne));
+            }
+            Err((attempts, e)) => return Err(batch_error(shared, index, &range, attempts, e)),
+        }
+    }
+    out.purchases.sort_by_key(|p| p.customer);
+    Ok(out)
+}
+
+fn batch_error(shared: &Shared<'_>, index: usize, range: &Range<usize>, attempts: u32, e: RequestError) -> Error {
+    Error::Batch {
+        index,
+        mobiles: range.len(),
+        first: format!("+{}", shared.customers[range.start].mobile),
+        attempts,
+        url: shared.url.clone(),
+        source: Box::new(e),
+    }
+}
+
+/// POST one request, retrying transient failures with backoff and jitter.
+fn post_with_retries(
+    shared: &Shared<'_>,
+    agent: &ureq::Agent,
+    index: usize,
+    mobiles: &[String],
+) -> Result<Vec<u8>, (u32, RequestError)> {
+    let opts = shared.opts;
+    let body = serde_json::json!({ "mobiles": mobiles }).to_string();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        let (err, retry_after) = match post(agent, &shared.url, &body) {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => e,
+        };
+        if !err.retryable() || attempt >= opts.max_attempts || shared.cancelled.load(Ordering::Relaxed) {
+            return Err((attempt, err));
+        }
+        shared.retries.fetch_add(1, Ordering::Relaxed);
+        let wait = backoff(opts, index, attempt, retry_after);
+        warn!(message = "Retrying batch.", batch = index, attempt, error = %err, wait_ms = wait.as_millis() as u64);
+        std::thread::sleep(wait);
+    }
+}
+
+/// Full-jitter exponential backoff; a server's Retry-After is a floor.
+fn backoff(opts: &ExtractOpts, index: usize, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let cap = opts.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(opts.backoff_max);
+    let u = rng::unit(rng::hash(&[&(index as u64).to_le_bytes(), &attempt.to_le_bytes()]));
+    let jittered = cap.mul_f64(0.5 + 0.5 * u);
+    match retry_after {
+        Some(r) => jittered.max(r.min(Duration::from_secs(30))),
+        None => jittered,
+    }
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<Vec<u8>, (RequestError, Option<Duration>)> {
+    let mut resp = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .send(body)
+        .map_err(|e| (RequestError::Transport(e), None))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .map_err(|e| (RequestError::Transport(e), None))?;
+    if status == 200 {
+        return Ok(bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let body: String = text.chars().take(200).collect();
+    Err((RequestError::Status { status, body }, retry_after))
+}
+
+fn parse_into(
+    shared: &Shared<'_>,
+    body: &[u8],
+    out: &mut BatchOut,
+    stores: &mut HashMap<String, u32>,
+) -> Result<(), RequestError> {
+    let resp: Response<'_> = serde_json::from_slice(body).map_err(RequestError::Json)?;
+    out.purchases.reserve(resp.purchases.len());
+    for p in resp.purchases {
+        let customer = mobile::normalize(&p.mobile)
+            .ok()
+            .and_then(|m| shared.index.get(m.as_str()).copied());
+        let Some(customer) = customer else {
+            out.unmatched += 1;
+            continue;
+        };
+        let store = p.store.map(|s| {
+            let next = out.stores.len() as u32;
+            *stores.entry(s.to_string()).or_insert_with(|| {
+                out.stores.push(s.into_owned());
+                next
+            })
+        });
+        let date = RawDate::classify(p.date.as_deref(), &mut out.odd_dates);
+        out.purchases.push(Purchase::new(customer, date, p.amount, store));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ExtractOpts {
+        ExtractOpts {
+            api_url: "http://127.0.0.1:1".into(),
+            batch_size: 10,
+            workers: 2,
+            max_attempts: 3,
+            connect_timeout: Duration::from_millis(200),
+            read_timeout: Duration::from_millis(200),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let o = opts();
+        let waits: Vec<Duration> = (1..=6).map(|a| backoff(&o, 0, a, None)).collect();
+        for (a, w) in waits.iter().enumerate() {
+            let cap = Duration::from_millis(100 * (1 << (a + 1))).min(Duration::from_millis(1000));
+            assert!(*w <= cap && *w >= cap / 2, "attempt {}: {w:?}", a + 1);
+        }
+        assert!(backoff(&o, 0, 1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn retry_classification() {
+        let s = |status| RequestError::Status { status, body: String::new() };
+        assert!(s(503).retryable() && s(500).retryable() && s(429).retryable());
+        assert!(!s(400).retryable() && !s(404).retryable() && !s(413).retryable());
+    }
+
+    #[test]
+    fn unreachable_server_names_the_batch() {
+        let customers = vec![Customer {
+            mobile: "919876543210".into(),
+            name: None,
+            age: None,
+            income: None,
+            gender: None,
+        }];
+        let err = fetch(&customers, &opts()).expect_err("nothing listens on port 1");
+        let msg = crate::error::chain(&err);
+        assert!(msg.starts_with("batch 0 (1 mobiles from `+919876543210`) failed after 3 attempts"), "{msg}");
+    }
+
+    #[test]
+    fn bad_url_is_a_usage_error() {
+        let mut o = opts();
+        o.api_url = "localhost:8000".into();
+        assert!(matches!(fetch(&[], &o), Err(Error::ApiUrl { .. })));
+    }
+}
