@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Benchmark of `segpipe run` into PostgreSQL, with a bare-COPY baseline.
+#
+# For each size: per-stage seconds and peak RSS of `segpipe run`, then the
+# same five tables exported to CSV and `\copy`-ed by psql into empty keyed
+# tables of the same schema; prints load time / bare COPY time.
+# Sizes: BENCH_SIZES (default "100000 1000000"). PostgreSQL: BENCH_PG
+# (default postgres://postgres@127.0.0.1:5432). Prints figures; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pg="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+sizes="${BENCH_SIZES:-100000 1000000}"
+cargo build --release --locked -q
+bin="$PWD/target/release/segpipe"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tables_in_fk_order="segment_metrics customer_segments customer_behavior_metrics customer_store_summary customer_purchase_trends"
+
+for n in $sizes; do
+  db="segpipe_bench_$n"; bare="segpipe_bare_$n"
+  psql "$pg/postgres" -qc "drop database if exists $db" -c "create database $db" \
+    -c "drop database if exists $bare" -c "create database $bare"
+  echo "== segpipe run --customers $n into PostgreSQL"
+  /usr/bin/time -v -o "$work/time.txt" "$bin" run --customers "$n" --as-of 2026-11-24 \
+    --database-url "$pg/$db" | tee "$work/run.txt"
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
+  load_s=$(awk '$1 == "load" {print $2}' "$work/run.txt")
+  rows=$(awk '$1 == "load" {print $3}' "$work/run.txt")
+
+  for t in $tables_in_fk_order; do
+    psql "$pg/$db" -qc "\\copy (select * from $t) to '$work/$t.csv' csv"
+  done
+  for f in migrations/postgres/*.sql; do psql "$pg/$bare" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null; done
+  start=$(date +%s.%N)
+  for t in $tables_in_fk_order; do
+    psql "$pg/$bare" -qc "\\copy $t from '$work/$t.csv' csv"
+  done
+  end=$(date +%s.%N)
+  copy_s=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')
+  ratio=$(awk -v l="$load_s" -v c="$copy_s" 'BEGIN {print l / c}')
+  printf '\n== %s customers: wall %s, peak RSS %.0f MiB, load %.2fs for %s rows, bare \\copy %.2fs, ratio load/bare %.2f\n\n' \
+    "$n" "$wall" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$load_s" "$rows" "$copy_s" "$ratio"
+  psql "$pg/postgres" -qc "drop database $db" -c "drop database $bare"
+done
