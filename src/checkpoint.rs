@@ -24,7 +24,11 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
-    Parse { path: PathBuf, line: u64, message: String },
+    Parse {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("cannot write `{path}`")]
     Write {
         path: PathBuf,
@@ -53,8 +57,14 @@ struct Out {
 impl Out {
     fn create(dir: &Path, name: &str, header: &[&str]) -> Result<Out, Error> {
         let path = dir.join(name);
-        let file = File::create(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
-        let mut out = Out { w: csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file)), path };
+        let file = File::create(&path).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let mut out = Out {
+            w: csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file)),
+            path,
+        };
         out.row(header)?;
         Ok(out)
     }
@@ -72,21 +82,29 @@ impl Out {
             csv::ErrorKind::Io(io) => io,
             other => std::io::Error::other(format!("{other:?}")),
         };
-        Error::Write { path: self.path.clone(), source }
+        Error::Write {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn finish(self) -> Result<(), Error> {
         let path = self.path;
-        let mut inner = self
-            .w
-            .into_inner()
-            .map_err(|e| Error::Write { path: path.clone(), source: e.into_error() })?;
-        inner.flush().map_err(|source| Error::Write { path, source })
+        let mut inner = self.w.into_inner().map_err(|e| Error::Write {
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        inner
+            .flush()
+            .map_err(|source| Error::Write { path, source })
     }
 }
 
 fn create_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_owned(), source })
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -94,7 +112,11 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 /// Write the rejects file (`line,reason`, then the source columns).
-pub fn write_rejects(dir: &Path, header: &[String], rejects: &[crate::model::Reject]) -> Result<(), Error> {
+pub fn write_rejects(
+    dir: &Path,
+    header: &[String],
+    rejects: &[crate::model::Reject],
+) -> Result<(), Error> {
     create_dir(dir)?;
     let mut cols = vec!["line", "reason"];
     cols.extend(header.iter().map(String::as_str));
@@ -118,7 +140,11 @@ fn write_quality(dir: &Path, name: &str, quality: &Quality) -> Result<(), Error>
 /// Write extract's checkpoint: clean customers, raw purchases, rejects, quality, truth.
 pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     create_dir(dir)?;
-    let mut out = Out::create(dir, CUSTOMERS_CLEAN, &["mobile", "name", "age", "income", "gender"])?;
+    let mut out = Out::create(
+        dir,
+        CUSTOMERS_CLEAN,
+        &["mobile", "name", "age", "income", "gender"],
+    )?;
     for c in &j.customers {
         out.row([
             c.mobile.clone(),
@@ -153,7 +179,10 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
         out.finish()?;
     } else if truth_path.exists() {
         // A stale truth file would score this run against another world.
-        std::fs::remove_file(&truth_path).map_err(|source| Error::Write { path: truth_path, source })?;
+        std::fs::remove_file(&truth_path).map_err(|source| Error::Write {
+            path: truth_path,
+            source,
+        })?;
     }
     Ok(())
 }
@@ -239,7 +268,10 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<(), Error> {
         path: model_path.clone(),
         source: std::io::Error::other(e),
     })?;
-    std::fs::write(&model_path, json).map_err(|source| Error::Write { path: model_path, source })?;
+    std::fs::write(&model_path, json).map_err(|source| Error::Write {
+        path: model_path,
+        source,
+    })?;
     write_quality(dir, QUALITY, &r.quality)
 }
 
@@ -301,31 +333,51 @@ struct In {
 impl In {
     fn open(dir: &Path, name: &str, names: &'static [&'static str]) -> Result<In, Error> {
         let path = dir.join(name);
-        let file = File::open(&path).map_err(|source| Error::Open { path: path.clone(), source })?;
+        let file = File::open(&path).map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
         let mut reader = csv::Reader::from_reader(file);
         let header = reader
             .headers()
-            .map_err(|e| Error::Parse { path: path.clone(), line: 1, message: e.to_string() })?
+            .map_err(|e| Error::Parse {
+                path: path.clone(),
+                line: 1,
+                message: e.to_string(),
+            })?
             .clone();
         let cols = names
             .iter()
             .map(|n| {
-                header.iter().position(|h| h == *n).ok_or_else(|| Error::Parse {
-                    path: path.clone(),
-                    line: 1,
-                    message: format!("missing column `{n}`"),
-                })
+                header
+                    .iter()
+                    .position(|h| h == *n)
+                    .ok_or_else(|| Error::Parse {
+                        path: path.clone(),
+                        line: 1,
+                        message: format!("missing column `{n}`"),
+                    })
             })
             .collect::<Result<_, _>>()?;
-        Ok(In { path, reader, cols, names, record: csv::StringRecord::new(), line: 1 })
+        Ok(In {
+            path,
+            reader,
+            cols,
+            names,
+            record: csv::StringRecord::new(),
+            line: 1,
+        })
     }
 
     fn next(&mut self) -> Result<bool, Error> {
-        let more = self.reader.read_record(&mut self.record).map_err(|e| Error::Parse {
-            path: self.path.clone(),
-            line: self.line + 1,
-            message: e.to_string(),
-        })?;
+        let more = self
+            .reader
+            .read_record(&mut self.record)
+            .map_err(|e| Error::Parse {
+                path: self.path.clone(),
+                line: self.line + 1,
+                message: e.to_string(),
+            })?;
         self.line = self.record.position().map_or(self.line + 1, |p| p.line());
         Ok(more)
     }
@@ -354,17 +406,25 @@ impl In {
     where
         T::Err: std::fmt::Display,
     {
-        if self.str(i).is_empty() { Ok(None) } else { self.parse(i).map(Some) }
+        if self.str(i).is_empty() {
+            Ok(None)
+        } else {
+            self.parse(i).map(Some)
+        }
     }
 
     fn opt_string(&self, i: usize) -> Option<String> {
-        Some(self.str(i)).filter(|s| !s.is_empty()).map(str::to_owned)
+        Some(self.str(i))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     }
 
     fn gender(&self, i: usize) -> Result<Option<Gender>, Error> {
         match self.str(i) {
             "" => Ok(None),
-            s => Gender::parse(s).map(Some).ok_or_else(|| self.err(i, format!("unknown gender `{s}`"))),
+            s => Gender::parse(s)
+                .map(Some)
+                .ok_or_else(|| self.err(i, format!("unknown gender `{s}`"))),
         }
     }
 
@@ -390,7 +450,11 @@ fn read_quality(dir: &Path, name: &str) -> Result<Quality, Error> {
 pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
     let mut j = Joined::default();
     let mut index: HashMap<String, u32> = HashMap::new();
-    let mut f = In::open(dir, CUSTOMERS_CLEAN, &["mobile", "name", "age", "income", "gender"])?;
+    let mut f = In::open(
+        dir,
+        CUSTOMERS_CLEAN,
+        &["mobile", "name", "age", "income", "gender"],
+    )?;
     while f.next()? {
         let c = Customer {
             mobile: f.str(0).to_owned(),
@@ -414,7 +478,12 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
                 next
             })
         });
-        j.purchases.push(crate::model::Purchase::new(customer, date, f.opt(2)?, store));
+        j.purchases.push(crate::model::Purchase::new(
+            customer,
+            date,
+            f.opt(2)?,
+            store,
+        ));
     }
     j.quality = read_quality(dir, EXTRACT_QUALITY)?;
     if dir.join(TRUTH).exists() {
@@ -422,7 +491,8 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
         let mut f = In::open(dir, TRUTH, &["mobile", "persona"])?;
         while f.next()? {
             let i = f.customer(0, &index)?;
-            let p = Persona::parse(f.str(1)).ok_or_else(|| f.err(1, format!("unknown persona `{}`", f.str(1))))?;
+            let p = Persona::parse(f.str(1))
+                .ok_or_else(|| f.err(1, format!("unknown persona `{}`", f.str(1))))?;
             truth[i as usize] = Some(p);
         }
         j.truth = Some(truth);
@@ -515,7 +585,10 @@ pub fn read_report(dir: &Path) -> Result<Report, Error> {
         });
     }
     let model_path = dir.join(MODEL);
-    let text = std::fs::read(&model_path).map_err(|source| Error::Open { path: model_path.clone(), source })?;
+    let text = std::fs::read(&model_path).map_err(|source| Error::Open {
+        path: model_path.clone(),
+        source,
+    })?;
     let model: SegmentModel = serde_json::from_slice(&text).map_err(|e| Error::Parse {
         path: model_path,
         line: e.line() as u64,

@@ -28,7 +28,11 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Config(_) => out(&settings.to_masked_toml()),
         Command::Generate(_) => generate_cmd(&settings),
-        Command::ServeApi(_) => Ok(api::serve(&api_opts(&settings, settings.as_of(), &settings.api.bind))?),
+        Command::ServeApi(_) => Ok(api::serve(&api_opts(
+            &settings,
+            settings.as_of(),
+            &settings.api.bind,
+        ))?),
         Command::Extract(_) => extract_cmd(&settings),
         Command::Transform(_) => transform_cmd(&settings),
         Command::Load(_) => load_cmd(&settings),
@@ -42,7 +46,10 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
 /// Write results to stdout; a closed pipe is reported as such (exit 0).
 fn out(text: &str) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(Error::Stdout)
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Stdout)
 }
 
 fn overrides(cmd: &Command) -> Vec<Override> {
@@ -56,8 +63,16 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             path_flag(&mut o, "generate.out", a.out.as_ref());
             flag(&mut o, "generate.duplicate_rate", a.duplicate_rate);
             flag(&mut o, "generate.missing_age_rate", a.missing_age_rate);
-            flag(&mut o, "generate.missing_income_rate", a.missing_income_rate);
-            flag(&mut o, "generate.malformed_mobile_rate", a.malformed_mobile_rate);
+            flag(
+                &mut o,
+                "generate.missing_income_rate",
+                a.missing_income_rate,
+            );
+            flag(
+                &mut o,
+                "generate.malformed_mobile_rate",
+                a.malformed_mobile_rate,
+            );
         }
         Command::ServeApi(a) => {
             flag(&mut o, "api.bind", a.bind.clone());
@@ -152,7 +167,11 @@ pub(crate) fn extract_opts(s: &Settings, api_url: &str) -> ExtractOpts {
     }
 }
 
-pub(crate) fn transform_opts(s: &Settings, as_of: NaiveDate, started_at: DateTime<Utc>) -> TransformOpts {
+pub(crate) fn transform_opts(
+    s: &Settings,
+    as_of: NaiveDate,
+    started_at: DateTime<Utc>,
+) -> TransformOpts {
     let t = &s.transform;
     TransformOpts {
         as_of,
@@ -186,7 +205,11 @@ fn generate_cmd(s: &Settings) -> Result<(), Error> {
     let started = Instant::now();
     let out_path = &s.generate.out;
     let sum = generate::write(&generate_opts(s), out_path)?;
-    info!(message = "Generated customers.", rows = sum.rows, elapsed_ms = started.elapsed().as_millis() as u64);
+    info!(
+        message = "Generated customers.",
+        rows = sum.rows,
+        elapsed_ms = started.elapsed().as_millis() as u64
+    );
     out(&format!(
         "wrote {} rows ({} customers, {} duplicate rows, {} malformed mobiles, {} missing ages, {} missing incomes) to {} in {:.2}s\nground truth: {}\n",
         sum.rows,
@@ -221,7 +244,8 @@ fn extract_cmd(s: &Settings) -> Result<(), Error> {
     let Some(api_url) = s.api_url.as_deref() else {
         return Err(crate::config::Error::Value {
             key: "api_url",
-            message: "extract needs --api-url (or SEGPIPE_API_URL / api_url in segpipe.toml)".to_owned(),
+            message: "extract needs --api-url (or SEGPIPE_API_URL / api_url in segpipe.toml)"
+                .to_owned(),
         }
         .into());
     };
@@ -272,7 +296,9 @@ fn load_cmd(s: &Settings) -> Result<(), Error> {
 
 /// Load options; the failure hook is for tests and only read from the env.
 pub(crate) fn load_opts() -> LoadOpts {
-    LoadOpts { fail_after_table: std::env::var("SEGPIPE_TEST_FAIL_AFTER_TABLE").ok() }
+    LoadOpts {
+        fail_after_table: std::env::var("SEGPIPE_TEST_FAIL_AFTER_TABLE").ok(),
+    }
 }
 
 /// Where a `run` checkpoint of one stage goes.

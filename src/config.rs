@@ -370,13 +370,18 @@ impl Settings {
                 .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
                 .build()
                 .and_then(|c| c.try_deserialize::<Settings>())
-                .map_err(|source| Error::File { path: path.clone(), source })?;
+                .map_err(|source| Error::File {
+                    path: path.clone(),
+                    source,
+                })?;
             drop(only_file);
             builder = builder
                 .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
         }
         if let Some(url) = env("DATABASE_URL") {
-            builder = builder.set_override("database_url", url).map_err(Error::Layer)?;
+            builder = builder
+                .set_override("database_url", url)
+                .map_err(Error::Layer)?;
         }
         for key in ENV_KEYS {
             let name = format!("SEGPIPE_{}", key.replace('.', "_").to_ascii_uppercase());
@@ -409,18 +414,30 @@ impl Settings {
         let rates = [
             ("generate.duplicate_rate", self.generate.duplicate_rate),
             ("generate.missing_age_rate", self.generate.missing_age_rate),
-            ("generate.missing_income_rate", self.generate.missing_income_rate),
-            ("generate.malformed_mobile_rate", self.generate.malformed_mobile_rate),
+            (
+                "generate.missing_income_rate",
+                self.generate.missing_income_rate,
+            ),
+            (
+                "generate.malformed_mobile_rate",
+                self.generate.malformed_mobile_rate,
+            ),
             ("api.fail_rate", self.api.fail_rate),
             ("api.null_date_rate", self.api.null_date_rate),
             ("api.dmy_date_rate", self.api.dmy_date_rate),
             ("api.null_amount_rate", self.api.null_amount_rate),
             ("api.null_store_rate", self.api.null_store_rate),
-            ("api.duplicate_purchase_rate", self.api.duplicate_purchase_rate),
+            (
+                "api.duplicate_purchase_rate",
+                self.api.duplicate_purchase_rate,
+            ),
         ];
         for (key, rate) in rates {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(Error::Value { key, message: format!("{rate} is not between 0 and 1") });
+                return Err(Error::Value {
+                    key,
+                    message: format!("{rate} is not between 0 and 1"),
+                });
             }
         }
         if self.api.null_date_rate + self.api.dmy_date_rate > 1.0 {
@@ -436,11 +453,17 @@ impl Settings {
             ("api.max_mobiles", self.api.max_mobiles as u64),
             ("transform.restarts", u64::from(self.transform.restarts)),
             ("transform.max_iter", u64::from(self.transform.max_iter)),
-            ("transform.silhouette_sample", self.transform.silhouette_sample as u64),
+            (
+                "transform.silhouette_sample",
+                self.transform.silhouette_sample as u64,
+            ),
         ];
         for (key, n) in positive {
             if n == 0 {
-                return Err(Error::Value { key, message: "must be at least 1".to_owned() });
+                return Err(Error::Value {
+                    key,
+                    message: "must be at least 1".to_owned(),
+                });
             }
         }
         if self.transform.k_min < 2 || self.transform.k_max < self.transform.k_min {
@@ -459,7 +482,10 @@ impl Settings {
         {
             return Err(Error::Value {
                 key: "database_url",
-                message: format!("`{}` is not postgres://…, postgresql://… or sqlite://PATH", self.database_url),
+                message: format!(
+                    "`{}` is not postgres://…, postgresql://… or sqlite://PATH",
+                    self.database_url
+                ),
             });
         }
         Ok(())
@@ -474,7 +500,8 @@ impl Settings {
     pub fn to_masked_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = DatabaseUrl::new(self.database_url.masked());
-        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+        toml::to_string_pretty(&shown)
+            .unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
 }
 
@@ -541,14 +568,20 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn load(file: Option<&str>, flags: Vec<Override>, env: &[(&str, &str)]) -> Result<Settings, Error> {
+    fn load(
+        file: Option<&str>,
+        flags: Vec<Override>,
+        env: &[(&str, &str)],
+    ) -> Result<Settings, Error> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("segpipe.toml");
         if let Some(text) = file {
             std::fs::write(&path, text).expect("write config");
         }
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Settings::load_with_env(file.map(|_| path.as_path()), flags, |k| env.get(k).cloned())
     }
 
@@ -556,13 +589,28 @@ mod tests {
     fn layers_apply_in_order() {
         let file = "seed = 7\n[generate]\ncustomers = 500\n[transform]\nk = 4\n";
         let s = load(Some(file), vec![], &[]).expect("file");
-        assert_eq!((s.seed, s.generate.customers, s.transform.k), (7, 500, KChoice::Fixed(4)));
+        assert_eq!(
+            (s.seed, s.generate.customers, s.transform.k),
+            (7, 500, KChoice::Fixed(4))
+        );
 
-        let s = load(Some(file), vec![], &[("SEGPIPE_SEED", "9"), ("SEGPIPE_TRANSFORM_K", "auto")])
-            .expect("env");
-        assert_eq!((s.seed, s.generate.customers, s.transform.k), (9, 500, KChoice::Auto));
+        let s = load(
+            Some(file),
+            vec![],
+            &[("SEGPIPE_SEED", "9"), ("SEGPIPE_TRANSFORM_K", "auto")],
+        )
+        .expect("env");
+        assert_eq!(
+            (s.seed, s.generate.customers, s.transform.k),
+            (9, 500, KChoice::Auto)
+        );
 
-        let s = load(Some(file), vec![("seed", 11u64.into())], &[("SEGPIPE_SEED", "9")]).expect("flag");
+        let s = load(
+            Some(file),
+            vec![("seed", 11u64.into())],
+            &[("SEGPIPE_SEED", "9")],
+        )
+        .expect("flag");
         assert_eq!(s.seed, 11);
     }
 
@@ -576,8 +624,15 @@ mod tests {
 
     #[test]
     fn stray_segpipe_env_vars_are_ignored() {
-        let s = load(None, vec![], &[("SEGPIPE_TEST_DATABASE_URL", "postgres://x"), ("SEGPIPE_BOGUS", "1")])
-            .expect("stray env");
+        let s = load(
+            None,
+            vec![],
+            &[
+                ("SEGPIPE_TEST_DATABASE_URL", "postgres://x"),
+                ("SEGPIPE_BOGUS", "1"),
+            ],
+        )
+        .expect("stray env");
         assert_eq!(s, Settings::default());
     }
 
@@ -588,7 +643,10 @@ mod tests {
         let s = load(
             None,
             vec![],
-            &[("DATABASE_URL", "postgres://a@h/db"), ("SEGPIPE_DATABASE_URL", "sqlite://x.db")],
+            &[
+                ("DATABASE_URL", "postgres://a@h/db"),
+                ("SEGPIPE_DATABASE_URL", "sqlite://x.db"),
+            ],
         )
         .expect("segpipe wins");
         assert_eq!(s.database_url.expose(), "sqlite://x.db");
@@ -600,16 +658,29 @@ mod tests {
         let err = load(None, vec![("api.fail_rate", 1.5.into())], &[]).expect_err("rate");
         assert!(err.to_string().contains("api.fail_rate"), "{err}");
         let err = load(None, vec![], &[("SEGPIPE_TRANSFORM_K", "many")]).expect_err("k");
-        assert!(crate::error::chain(&err).contains("many"), "{}", crate::error::chain(&err));
+        assert!(
+            crate::error::chain(&err).contains("many"),
+            "{}",
+            crate::error::chain(&err)
+        );
     }
 
     #[test]
     fn passwords_are_masked() {
         let cases = [
-            ("postgres://user:secret@host:5432/db", "postgres://user:***@host:5432/db"),
+            (
+                "postgres://user:secret@host:5432/db",
+                "postgres://user:***@host:5432/db",
+            ),
             ("postgresql://user@host/db", "postgresql://user@host/db"),
-            ("postgres://u:p%40ss@h/db?sslmode=disable", "postgres://u:***@h/db?sslmode=disable"),
-            ("postgres://h/db?user=u&password=pw", "postgres://h/db?user=u&password=***"),
+            (
+                "postgres://u:p%40ss@h/db?sslmode=disable",
+                "postgres://u:***@h/db?sslmode=disable",
+            ),
+            (
+                "postgres://h/db?user=u&password=pw",
+                "postgres://h/db?user=u&password=***",
+            ),
             ("sqlite://segpipe.db", "sqlite://segpipe.db"),
         ];
         for (raw, want) in cases {
@@ -617,8 +688,10 @@ mod tests {
             assert_eq!(url.to_string(), want);
             assert!(!format!("{url:?}").contains("secret"));
         }
-        let mut s = Settings::default();
-        s.database_url = DatabaseUrl::new("postgres://u:hunter2@h/db");
+        let s = Settings {
+            database_url: DatabaseUrl::new("postgres://u:hunter2@h/db"),
+            ..Settings::default()
+        };
         assert!(!s.to_masked_toml().contains("hunter2"));
     }
 }

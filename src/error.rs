@@ -6,8 +6,9 @@ use crate::{api, checkpoint, config, extract, generate, load, transform};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Boxed: `config::ConfigError` is large and would bloat every `Result`.
     #[error(transparent)]
-    Config(#[from] config::Error),
+    Config(Box<config::Error>),
     #[error(transparent)]
     Generate(#[from] generate::Error),
     #[error(transparent)]
@@ -22,6 +23,12 @@ pub enum Error {
     Checkpoint(#[from] checkpoint::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+}
+
+impl From<config::Error> for Error {
+    fn from(e: config::Error) -> Self {
+        Error::Config(Box::new(e))
+    }
 }
 
 impl Error {
@@ -102,7 +109,7 @@ mod tests {
 
     #[test]
     fn config_errors_exit_2() {
-        let err = Error::Config(config::Error::Missing("x.toml".into()));
+        let err = Error::from(config::Error::Missing("x.toml".into()));
         assert_eq!(err.exit_code(), 2);
         assert_eq!(err.chain(), "config file `x.toml` not found");
     }

@@ -172,7 +172,12 @@ pub struct Purchase {
 const NO_STORE: StoreId = StoreId::MAX;
 
 impl Purchase {
-    pub fn new(customer: CustomerId, date: RawDate, amount: Option<f64>, store: Option<StoreId>) -> Self {
+    pub fn new(
+        customer: CustomerId,
+        date: RawDate,
+        amount: Option<f64>,
+        store: Option<StoreId>,
+    ) -> Self {
         Purchase {
             customer,
             store: store.unwrap_or(NO_STORE),
@@ -206,7 +211,10 @@ impl Quality {
     pub fn add(&mut self, rule: &str, rows: u64) {
         match self.0.iter_mut().find(|q| q.rule == rule) {
             Some(q) => q.rows += rows,
-            None => self.0.push(QualityCount { rule: rule.to_owned(), rows }),
+            None => self.0.push(QualityCount {
+                rule: rule.to_owned(),
+                rows,
+            }),
         }
     }
 
@@ -430,12 +438,25 @@ mod tests {
     #[test]
     fn raw_date_classification_is_lossless() {
         let mut odd = Vec::new();
-        for text in ["2026-03-01", "01-03-2026", "2026-3-1", "03/01/2026", "", "2026-02-30"] {
+        for text in [
+            "2026-03-01",
+            "01-03-2026",
+            "2026-3-1",
+            "03/01/2026",
+            "",
+            "2026-02-30",
+        ] {
             let d = RawDate::classify(Some(text), &mut odd);
             assert_eq!(d.text(&odd).as_deref(), Some(text));
         }
-        assert!(matches!(RawDate::classify(Some("2026-03-01"), &mut odd), RawDate::Ymd(_)));
-        assert!(matches!(RawDate::classify(Some("01-03-2026"), &mut odd), RawDate::Dmy(_)));
+        assert!(matches!(
+            RawDate::classify(Some("2026-03-01"), &mut odd),
+            RawDate::Ymd(_)
+        ));
+        assert!(matches!(
+            RawDate::classify(Some("01-03-2026"), &mut odd),
+            RawDate::Dmy(_)
+        ));
         assert_eq!(RawDate::classify(None, &mut odd), RawDate::Null);
     }
 

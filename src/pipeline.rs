@@ -15,7 +15,9 @@ use tracing::info;
 
 use crate::api;
 use crate::checkpoint;
-use crate::commands::{api_opts, extract_opts, generate_opts, load_opts, stage_dir, transform_opts};
+use crate::commands::{
+    api_opts, extract_opts, generate_opts, load_opts, stage_dir, transform_opts,
+};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::extract::{self, Validator, customers};
@@ -46,11 +48,18 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn render(&self) -> String {
-        let mut s = format!("{}\n\n{:<10} {:>9} {:>11}  notes\n", self.header, "stage", "seconds", "rows");
+        let mut s = format!(
+            "{}\n\n{:<10} {:>9} {:>11}  notes\n",
+            self.header, "stage", "seconds", "rows"
+        );
         let mut total = 0.0;
         for t in &self.stages {
             total += t.seconds;
-            let _ = writeln!(s, "{:<10} {:>9.2} {:>11}  {}", t.stage, t.seconds, t.rows, t.note);
+            let _ = writeln!(
+                s,
+                "{:<10} {:>9.2} {:>11}  {}",
+                t.stage, t.seconds, t.rows, t.note
+            );
         }
         let _ = writeln!(s, "{:<10} {:>9.2}", "total", total);
         s.push('\n');
@@ -69,7 +78,11 @@ pub fn describe_report(r: &Report) -> String {
     let mut s = format!("k = {} (KMeans), silhouette {}", m.k, fmt_opt(m.silhouette));
     match &m.evaluation {
         Some(e) => {
-            let _ = write!(s, ", ARI {:.3}, NMI {:.3} vs {} planted personas", e.ari, e.nmi, e.labelled);
+            let _ = write!(
+                s,
+                ", ARI {:.3}, NMI {:.3} vs {} planted personas",
+                e.ari, e.nmi, e.labelled
+            );
         }
         None => s.push_str(", no ground truth to score against"),
     }
@@ -162,7 +175,11 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     };
     info!(message = "Extracting.", api_url = %api_url);
     if let Some(dir) = ckpt {
-        checkpoint::write_rejects(&stage_dir(dir, "extract"), &validated.header, &validated.rejects)?;
+        checkpoint::write_rejects(
+            &stage_dir(dir, "extract"),
+            &validated.header,
+            &validated.rejects,
+        )?;
     }
     let rows_read = validated.rows_read;
     let extracted = extract::extract(validated, Some(&truth), &extract_opts(s, &api_url));
@@ -182,7 +199,11 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
             joined.customers.len(),
             joined.rejects.len(),
             joined.quality.get("duplicate_customers_dropped"),
-            if s.api_url.is_some() { api_url.as_str() } else { "in-process mock API" }
+            if s.api_url.is_some() {
+                api_url.as_str()
+            } else {
+                "in-process mock API"
+            }
         ),
     });
 

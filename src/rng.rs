@@ -51,7 +51,10 @@ mod tests {
     #[test]
     fn hash_is_stable_and_separates_parts() {
         // Pinned value: if this changes, every persona and purchase changes.
-        assert_eq!(hash(&[b"42", b"919876543210"]), hash(&[b"42", b"919876543210"]));
+        assert_eq!(
+            hash(&[b"42", b"919876543210"]),
+            hash(&[b"42", b"919876543210"])
+        );
         assert_ne!(hash(&[b"ab", b"c"]), hash(&[b"a", b"bc"]));
         assert_eq!(hash(&[b"segpipe"]), PINNED);
     }

@@ -45,7 +45,10 @@ pub struct Server {
 
 impl Server {
     pub fn start(opts: &ApiOpts) -> Result<Server, Error> {
-        Err(Error::Bind { addr: opts.bind.clone(), message: "not implemented yet".into() })
+        Err(Error::Bind {
+            addr: opts.bind.clone(),
+            message: "not implemented yet".into(),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -165,7 +165,10 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     };
     let mut store_ids: HashMap<String, u32> = HashMap::new();
     for slot in slots {
-        let out = slot.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_default();
+        let out = slot
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_default();
         let remap: Vec<u32> = out
             .stores
             .into_iter()
@@ -185,7 +188,12 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
                 RawDate::Text(i) => RawDate::Text(i + date_offset),
                 d => d,
             };
-            Purchase::new(p.customer, date, p.amount(), p.store().map(|s| remap[s as usize]))
+            Purchase::new(
+                p.customer,
+                date,
+                p.amount(),
+                p.store().map(|s| remap[s as usize]),
+            )
         }));
     }
     Ok(merged)
@@ -217,8 +225,10 @@ fn fetch_batch(
     let mut pending = vec![range.clone()];
     // Depth-first over halves keeps the purchases in customer order.
     while let Some(r) = pending.pop() {
-        let mobiles: Vec<String> =
-            shared.customers[r.clone()].iter().map(|c| format!("+{}", c.mobile)).collect();
+        let mobiles: Vec<String> = shared.customers[r.clone()]
+            .iter()
+            .map(|c| format!("+{}", c.mobile))
+            .collect();
         match post_with_retries(shared, agent, index, &mobiles) {
             Ok(body) => parse_into(shared, &body, &mut out, &mut stores).map_err(|source| {
                 batch_error(shared, index, &range, shared.opts.max_attempts, source)
@@ -226,12 +236,22 @@ fn fetch_batch(
             Err((_, RequestError::Status { status: 413, .. })) if r.len() > 1 => {
                 shared.splits.fetch_add(1, Ordering::Relaxed);
                 let mid = r.start + r.len() / 2;
-                debug!(message = "Splitting batch after 413.", batch = index, size = r.len());
+                debug!(
+                    message = "Splitting batch after 413.",
+                    batch = index,
+                    size = r.len()
+                );
                 pending.push(mid..r.end);
                 pending.push(r.start..mid);
             }
             Err((_, RequestError::Status { status: 413, .. })) => {
-                return Err(batch_error(shared, index, &range, 1, RequestError::TooLargeForOne));
+                return Err(batch_error(
+                    shared,
+                    index,
+                    &range,
+                    1,
+                    RequestError::TooLargeForOne,
+                ));
             }
             Err((attempts, e)) => return Err(batch_error(shared, index, &range, attempts, e)),
         }
@@ -240,7 +260,13 @@ fn fetch_batch(
     Ok(out)
 }
 
-fn batch_error(shared: &Shared<'_>, index: usize, range: &Range<usize>, attempts: u32, e: RequestError) -> Error {
+fn batch_error(
+    shared: &Shared<'_>,
+    index: usize,
+    range: &Range<usize>,
+    attempts: u32,
+    e: RequestError,
+) -> Error {
     Error::Batch {
         index,
         mobiles: range.len(),
@@ -268,7 +294,10 @@ fn post_with_retries(
             Ok(bytes) => return Ok(bytes),
             Err(e) => e,
         };
-        if !err.retryable() || attempt >= opts.max_attempts || shared.cancelled.load(Ordering::Relaxed) {
+        if !err.retryable()
+            || attempt >= opts.max_attempts
+            || shared.cancelled.load(Ordering::Relaxed)
+        {
             return Err((attempt, err));
         }
         shared.retries.fetch_add(1, Ordering::Relaxed);
@@ -279,9 +308,20 @@ fn post_with_retries(
 }
 
 /// Full-jitter exponential backoff; a server's Retry-After is a floor.
-fn backoff(opts: &ExtractOpts, index: usize, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let cap = opts.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(opts.backoff_max);
-    let u = rng::unit(rng::hash(&[&(index as u64).to_le_bytes(), &attempt.to_le_bytes()]));
+fn backoff(
+    opts: &ExtractOpts,
+    index: usize,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let cap = opts
+        .backoff_base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(opts.backoff_max);
+    let u = rng::unit(rng::hash(&[
+        &(index as u64).to_le_bytes(),
+        &attempt.to_le_bytes(),
+    ]));
     let jittered = cap.mul_f64(0.5 + 0.5 * u);
     match retry_after {
         Some(r) => jittered.max(r.min(Duration::from_secs(30))),
@@ -289,7 +329,11 @@ fn backoff(opts: &ExtractOpts, index: usize, attempt: u32, retry_after: Option<D
     }
 }
 
-fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<Vec<u8>, (RequestError, Option<Duration>)> {
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &str,
+) -> Result<Vec<u8>, (RequestError, Option<Duration>)> {
     let mut resp = agent
         .post(url)
         .header("content-type", "application/json")
@@ -341,7 +385,8 @@ fn parse_into(
             })
         });
         let date = RawDate::classify(p.date.as_deref(), &mut out.odd_dates);
-        out.purchases.push(Purchase::new(customer, date, p.amount, store));
+        out.purchases
+            .push(Purchase::new(customer, date, p.amount, store));
     }
     Ok(())
 }
@@ -376,7 +421,10 @@ mod tests {
 
     #[test]
     fn retry_classification() {
-        let s = |status| RequestError::Status { status, body: String::new() };
+        let s = |status| RequestError::Status {
+            status,
+            body: String::new(),
+        };
         assert!(s(503).retryable() && s(500).retryable() && s(429).retryable());
         assert!(!s(400).retryable() && !s(404).retryable() && !s(413).retryable());
     }
@@ -392,7 +440,10 @@ mod tests {
         }];
         let err = fetch(&customers, &opts()).expect_err("nothing listens on port 1");
         let msg = crate::error::chain(&err);
-        assert!(msg.starts_with("batch 0 (1 mobiles from `+919876543210`) failed after 3 attempts"), "{msg}");
+        assert!(
+            msg.starts_with("batch 0 (1 mobiles from `+919876543210`) failed after 3 attempts"),
+            "{msg}"
+        );
     }
 
     #[test]

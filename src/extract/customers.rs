@@ -50,10 +50,10 @@ impl Validator {
         let mut cols = [usize::MAX; 5];
         for (i, name) in header.iter().enumerate() {
             let name = name.trim().trim_start_matches('\u{feff}').trim();
-            if let Some(slot) = REQUIRED.iter().position(|r| r.eq_ignore_ascii_case(name)) {
-                if cols[slot] == usize::MAX {
-                    cols[slot] = i;
-                }
+            if let Some(slot) = REQUIRED.iter().position(|r| r.eq_ignore_ascii_case(name))
+                && cols[slot] == usize::MAX
+            {
+                cols[slot] = i;
             }
         }
         let missing: Vec<&str> = REQUIRED
@@ -78,7 +78,10 @@ impl Validator {
             cols,
             width: header.len(),
             seen: HashSet::new(),
-            out: Validated { header: header.to_vec(), ..Validated::default() },
+            out: Validated {
+                header: header.to_vec(),
+                ..Validated::default()
+            },
         })
     }
 
@@ -132,11 +135,19 @@ impl Validator {
             ),
         };
         let name = Some(cell(0)).filter(|n| !is_missing(n)).map(str::to_owned);
-        Ok(Customer { mobile, name, age, income, gender })
+        Ok(Customer {
+            mobile,
+            name,
+            age,
+            income,
+            gender,
+        })
     }
 
     pub fn finish(mut self) -> Validated {
-        self.out.quality.add("customers_valid", self.out.customers.len() as u64);
+        self.out
+            .quality
+            .add("customers_valid", self.out.customers.len() as u64);
         self.out
     }
 }
@@ -159,19 +170,36 @@ fn parse_income(c: &str) -> Result<f64, String> {
 
 /// Read and validate a customers CSV file.
 pub fn read_csv(path: &Path) -> Result<Validated, Error> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Open { path: path.to_owned(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
     let name = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
     let mut record = csv::ByteRecord::new();
-    let csv_err = |line: u64, source: csv::Error| Error::Csv { path: name.clone(), line, source };
-    let has_header = reader.read_byte_record(&mut record).map_err(|e| csv_err(1, e))?;
+    let csv_err = |line: u64, source: csv::Error| Error::Csv {
+        path: name.clone(),
+        line,
+        source,
+    };
+    let has_header = reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_err(1, e))?;
     if !has_header || record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-        return Err(Error::Structural { path: name, line: 1, message: "no header row".to_owned() });
+        return Err(Error::Structural {
+            path: name,
+            line: 1,
+            message: "no header row".to_owned(),
+        });
     }
-    let header = utf8_fields(&record).map_err(|message| Error::Structural { path: name.clone(), line: 1, message })?;
+    let header = utf8_fields(&record).map_err(|message| Error::Structural {
+        path: name.clone(),
+        line: 1,
+        message,
+    })?;
     let mut v = Validator::new(&name, &header)?;
     loop {
         let line = reader.position().line();
@@ -206,7 +234,11 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
 fn utf8_fields(record: &csv::ByteRecord) -> Result<Vec<String>, String> {
     record
         .iter()
-        .map(|f| std::str::from_utf8(f).map(str::to_owned).map_err(|_| "not valid UTF-8".to_owned()))
+        .map(|f| {
+            std::str::from_utf8(f)
+                .map(str::to_owned)
+                .map_err(|_| "not valid UTF-8".to_owned())
+        })
         .collect()
 }
 
@@ -220,7 +252,8 @@ mod tests {
 
     #[test]
     fn header_any_order_any_case_extra_columns() {
-        let mut v = Validator::new("f", &header("Mobile,GENDER,id,income,Age,name")).expect("header");
+        let mut v =
+            Validator::new("f", &header("Mobile,GENDER,id,income,Age,name")).expect("header");
         v.push(2, &["+91 98765 43210", "f", "7", "NA", "34.0", "Asha"]);
         let out = v.finish();
         assert_eq!(
@@ -237,7 +270,9 @@ mod tests {
 
     #[test]
     fn missing_column_is_named() {
-        let err = Validator::new("c.csv", &header("name,age,mobile")).err().expect("error");
+        let err = Validator::new("c.csv", &header("name,age,mobile"))
+            .err()
+            .expect("error");
         assert_eq!(
             err.to_string(),
             "c.csv:1: missing required columns `income`, `gender` (header: name,age,mobile)"
@@ -249,11 +284,23 @@ mod tests {
         let mut v = Validator::new("f", &header("name,age,income,mobile,gender")).expect("header");
         let rows: [(&[&str], &str); 7] = [
             (&["a", "30", "100", "+919876543210", "Male"], ""),
-            (&["b", "abc", "100", "+919876543211", "Male"], "unparseable age `abc`"),
-            (&["c", "30", "-5", "+919876543212", "Male"], "income `-5` is not a non-negative number"),
-            (&["d", "30", "100", "12345", "Male"], "invalid mobile: 5 digits, expected 10 to 15: `12345`"),
+            (
+                &["b", "abc", "100", "+919876543211", "Male"],
+                "unparseable age `abc`",
+            ),
+            (
+                &["c", "30", "-5", "+919876543212", "Male"],
+                "income `-5` is not a non-negative number",
+            ),
+            (
+                &["d", "30", "100", "12345", "Male"],
+                "invalid mobile: 5 digits, expected 10 to 15: `12345`",
+            ),
             (&["e", "30", "100", "", "Male"], "missing mobile"),
-            (&["f", "30", "100", "+919876543213", "robot"], "unknown gender `robot`"),
+            (
+                &["f", "30", "100", "+919876543213", "robot"],
+                "unknown gender `robot`",
+            ),
             (&["g", "30", "100"], "row has 3 fields, header has 5"),
         ];
         for (i, (r, _)) in rows.iter().enumerate() {
@@ -261,11 +308,22 @@ mod tests {
         }
         let out = v.finish();
         assert_eq!(out.customers.len(), 1);
-        let got: Vec<(u64, &str)> = out.rejects.iter().map(|r| (r.line, r.reason.as_str())).collect();
-        let want: Vec<(u64, &str)> =
-            rows.iter().enumerate().skip(1).map(|(i, (_, why))| (i as u64 + 2, *why)).collect();
+        let got: Vec<(u64, &str)> = out
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        let want: Vec<(u64, &str)> = rows
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, (_, why))| (i as u64 + 2, *why))
+            .collect();
         assert_eq!(got, want);
-        assert_eq!(out.rejects[0].fields, ["b", "abc", "100", "+919876543211", "Male"]);
+        assert_eq!(
+            out.rejects[0].fields,
+            ["b", "abc", "100", "+919876543211", "Male"]
+        );
         assert_eq!(out.rows_read, 7);
     }
 

@@ -15,7 +15,11 @@ pub type Truth = HashMap<String, Persona>;
 
 /// Read a `mobile,persona` truth file.
 pub fn read_truth(path: &Path) -> Result<Truth, Error> {
-    let bad = |line: u64, message: String| Error::Truth { path: path.to_owned(), line, message };
+    let bad = |line: u64, message: String| Error::Truth {
+        path: path.to_owned(),
+        line,
+        message,
+    };
     let mut reader = csv::Reader::from_path(path).map_err(|e| bad(1, e.to_string()))?;
     let header = reader.headers().map_err(|e| bad(1, e.to_string()))?.clone();
     let col = |name: &str| {
@@ -27,7 +31,8 @@ pub fn read_truth(path: &Path) -> Result<Truth, Error> {
     let (m, p) = (col("mobile")?, col("persona")?);
     let mut truth = Truth::new();
     for record in reader.records() {
-        let record = record.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let record =
+            record.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
         let line = record.position().map_or(0, |p| p.line());
         let mobile = mobile::normalize(record.get(m).unwrap_or_default())
             .map_err(|e| bad(line, e.to_string()))?;
@@ -42,7 +47,10 @@ pub fn read_truth(path: &Path) -> Result<Truth, Error> {
 /// Put validated customers, fetched purchases and truth together.
 pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -> Joined {
     let mut quality = validated.quality;
-    quality.add("purchases_fetched", fetched.purchases.len() as u64 + fetched.unmatched);
+    quality.add(
+        "purchases_fetched",
+        fetched.purchases.len() as u64 + fetched.unmatched,
+    );
     quality.add("purchases_unmatched_dropped", fetched.unmatched);
     let truth = truth.map(|t| {
         validated
@@ -71,12 +79,20 @@ mod tests {
     fn truth_file_is_read_by_normalized_mobile() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.csv");
-        std::fs::write(&path, "persona,mobile\nchampion,+91 98765 43210\nlapsed,919876543211\n").expect("write");
+        std::fs::write(
+            &path,
+            "persona,mobile\nchampion,+91 98765 43210\nlapsed,919876543211\n",
+        )
+        .expect("write");
         let t = read_truth(&path).expect("truth");
         assert_eq!(t.get("919876543210"), Some(&Persona::Champion));
         assert_eq!(t.get("919876543211"), Some(&Persona::Lapsed));
         std::fs::write(&path, "mobile,persona\n+919876543210,wizard\n").expect("write");
         let err = read_truth(&path).expect_err("bad persona");
-        assert!(err.to_string().ends_with("t.csv:2: unknown persona `wizard`"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("t.csv:2: unknown persona `wizard`"),
+            "{err}"
+        );
     }
 }

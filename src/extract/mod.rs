@@ -45,12 +45,22 @@ pub enum Error {
         source: csv::Error,
     },
     #[error("{path}:{line}: {message}")]
-    Structural { path: String, line: u64, message: String },
+    Structural {
+        path: String,
+        line: u64,
+        message: String,
+    },
     #[error("{path}:{line}: {message}")]
-    Truth { path: PathBuf, line: u64, message: String },
+    Truth {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("invalid api url `{url}`: {message}")]
     ApiUrl { url: String, message: String },
-    #[error("batch {index} ({mobiles} mobiles from `{first}`) failed after {attempts} attempts at {url}")]
+    #[error(
+        "batch {index} ({mobiles} mobiles from `{first}`) failed after {attempts} attempts at {url}"
+    )]
     Batch {
         index: usize,
         mobiles: usize,
@@ -69,7 +79,11 @@ pub enum Error {
 }
 
 /// Fetch purchases for validated customers and join them (and the truth).
-pub fn extract(validated: Validated, truth: Option<&Truth>, opts: &ExtractOpts) -> Result<Joined, Error> {
+pub fn extract(
+    validated: Validated,
+    truth: Option<&Truth>,
+    opts: &ExtractOpts,
+) -> Result<Joined, Error> {
     let started = Instant::now();
     info!(
         message = "Fetching purchases.",

@@ -61,7 +61,11 @@ mod tests {
         let good = "+919876543210";
         for _ in 0..100 {
             let other = reformat_mobile(&mut rng, good);
-            assert_eq!(mobile::normalize(&other), mobile::normalize(good), "{other}");
+            assert_eq!(
+                mobile::normalize(&other),
+                mobile::normalize(good),
+                "{other}"
+            );
             let bad = malformed_mobile(&mut rng, good);
             assert!(mobile::normalize(&bad).is_err(), "{bad}");
         }

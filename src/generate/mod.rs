@@ -74,20 +74,28 @@ pub fn customers(opts: &GenerateOpts) -> impl Iterator<Item = Generated> + use<>
 
 /// Path of the truth file written beside `out`: `customers.csv` → `customers.truth.csv`.
 pub fn truth_path(out: &Path) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     out.with_file_name(format!("{stem}.truth.csv"))
 }
 
 /// Stream the customers CSV and the truth file to disk.
 pub fn write(opts: &GenerateOpts, out: &Path) -> Result<Summary, Error> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     let truth_out = truth_path(out);
     let mut csv = csv_writer(out)?;
     let mut truth = csv_writer(&truth_out)?;
     csv.write_record(HEADER).map_err(|e| csv_err(out, e))?;
-    truth.write_record(["mobile", "persona"]).map_err(|e| csv_err(&truth_out, e))?;
+    truth
+        .write_record(["mobile", "persona"])
+        .map_err(|e| csv_err(&truth_out, e))?;
     let mut summary = Summary::default();
     let bar = crate::progress::bar(opts.customers, "generate");
     for row in customers(opts) {
@@ -96,7 +104,9 @@ pub fn write(opts: &GenerateOpts, out: &Path) -> Result<Summary, Error> {
             Some((mobile, persona)) => {
                 summary.customers += 1;
                 bar.inc(1);
-                truth.write_record([mobile.as_str(), persona.as_str()]).map_err(|e| csv_err(&truth_out, e))?;
+                truth
+                    .write_record([mobile.as_str(), persona.as_str()])
+                    .map_err(|e| csv_err(&truth_out, e))?;
             }
             None if crate::mobile::normalize(&row.fields[3]).is_err() => {
                 summary.customers += 1;
@@ -115,7 +125,10 @@ pub fn write(opts: &GenerateOpts, out: &Path) -> Result<Summary, Error> {
 }
 
 fn csv_err(path: &Path, source: csv::Error) -> Error {
-    Error::Csv { path: path.to_owned(), source }
+    Error::Csv {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn is_missing(field: &str) -> bool {
@@ -123,12 +136,21 @@ fn is_missing(field: &str) -> bool {
 }
 
 fn csv_writer(path: &Path) -> Result<csv::Writer<BufWriter<File>>, Error> {
-    let file = File::create(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
-    Ok(csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file)))
+    let file = File::create(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(csv::Writer::from_writer(BufWriter::with_capacity(
+        1 << 20,
+        file,
+    )))
 }
 
 fn flush(w: csv::Writer<BufWriter<File>>, path: &Path) -> Result<(), Error> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut inner = w.into_inner().map_err(|e| io(e.into_error()))?;
     inner.flush().map_err(io)
 }
@@ -204,7 +226,10 @@ impl Rows {
         } else {
             (mobile.clone(), Some((mobile, persona)))
         };
-        Generated { fields: [name, age, income, mobile_field, gender.to_owned()], truth }
+        Generated {
+            fields: [name, age, income, mobile_field, gender.to_owned()],
+            truth,
+        }
     }
 
     fn duplicate(&mut self) -> Option<Generated> {
@@ -216,7 +241,10 @@ impl Rows {
         if self.rng.random_bool(0.5) {
             fields[3] = dirt::reformat_mobile(&mut self.rng, &fields[3]);
         }
-        Some(Generated { fields, truth: None })
+        Some(Generated {
+            fields,
+            truth: None,
+        })
     }
 }
 
@@ -279,16 +307,30 @@ mod tests {
         let n = 40_000u64;
         let rows: Vec<_> = customers(&opts(n, 7)).collect();
         let distinct = rows.iter().filter(|r| r.truth.is_some()).count() as f64;
-        let malformed = rows.iter().filter(|r| mobile::normalize(&r.fields[3]).is_err()).count() as f64;
+        let malformed = rows
+            .iter()
+            .filter(|r| mobile::normalize(&r.fields[3]).is_err())
+            .count() as f64;
         let dups = rows.len() as f64 - distinct - malformed;
         let missing_age = rows.iter().filter(|r| is_missing(&r.fields[1])).count() as f64;
         let missing_income = rows.iter().filter(|r| is_missing(&r.fields[2])).count() as f64;
         let n = n as f64;
         assert!((dups / n - 0.05).abs() < 0.006, "duplicates {}", dups / n);
-        assert!((malformed / n - 0.01).abs() < 0.003, "malformed {}", malformed / n);
+        assert!(
+            (malformed / n - 0.01).abs() < 0.003,
+            "malformed {}",
+            malformed / n
+        );
         // Duplicate rows copy their source's age, so measure over all rows.
-        assert!((missing_age / rows.len() as f64 - 0.10).abs() < 0.01, "age {}", missing_age / n);
-        assert!((missing_income / rows.len() as f64 - 0.02).abs() < 0.004, "income");
+        assert!(
+            (missing_age / rows.len() as f64 - 0.10).abs() < 0.01,
+            "age {}",
+            missing_age / n
+        );
+        assert!(
+            (missing_income / rows.len() as f64 - 0.02).abs() < 0.004,
+            "income"
+        );
     }
 
     #[test]
@@ -313,7 +355,10 @@ mod tests {
         assert!(text.starts_with("name,age,income,mobile,gender\n"));
         assert_eq!(text.lines().count() as u64, s.rows + 1);
         let truth = std::fs::read_to_string(truth_path(&out)).expect("truth");
-        assert_eq!(truth.lines().count() as u64, s.customers - s.malformed_mobiles + 1);
+        assert_eq!(
+            truth.lines().count() as u64,
+            s.customers - s.malformed_mobiles + 1
+        );
         assert_eq!(truth_path(&out), dir.path().join("c.truth.csv"));
     }
 }

@@ -109,7 +109,11 @@ pub fn behaviour(p: Persona) -> Behaviour {
 
 /// The persona of a customer: a pure function of (seed, normalized mobile).
 pub fn persona_of(seed: u64, mobile: &str) -> Persona {
-    let u = rng::unit(rng::hash(&[b"persona", &seed.to_le_bytes(), mobile.as_bytes()]));
+    let u = rng::unit(rng::hash(&[
+        b"persona",
+        &seed.to_le_bytes(),
+        mobile.as_bytes(),
+    ]));
     let mut acc = 0.0;
     for (p, w) in WEIGHTS {
         acc += w;
@@ -166,9 +170,14 @@ pub fn planned_purchases(persona: Persona, as_of: NaiveDate, rng: &mut Rng) -> V
 
 /// Age and income of a customer, mildly shaped by persona.
 pub fn demographics(seed: u64, mobile: &str, persona: Persona) -> (u16, f64) {
-    let mut rng = rng::seeded(rng::hash(&[&seed.to_le_bytes(), mobile.as_bytes()]), "demographics");
+    let mut rng = rng::seeded(
+        rng::hash(&[&seed.to_le_bytes(), mobile.as_bytes()]),
+        "demographics",
+    );
     let b = behaviour(persona);
-    let age = (b.age_mean + 11.0 * normal(&mut rng)).round().clamp(18.0, 85.0) as u16;
+    let age = (b.age_mean + 11.0 * normal(&mut rng))
+        .round()
+        .clamp(18.0, 85.0) as u16;
     let income = (lognormal(&mut rng, 600_000.0 * b.income_factor, 0.45) / 100.0).round() * 100.0;
     (age, income)
 }

@@ -34,5 +34,7 @@ pub enum Error {
 
 pub fn transform(joined: &Joined, opts: &TransformOpts) -> Result<Report, Error> {
     let _ = (joined, opts);
-    Err(Error::Features { message: "not implemented yet".into() })
+    Err(Error::Features {
+        message: "not implemented yet".into(),
+    })
 }

@@ -5,12 +5,27 @@ use crate::util::{Workdir, fail, ok};
 #[test]
 fn every_subcommand_has_help() {
     let w = Workdir::new();
-    for sub in ["generate", "serve-api", "extract", "transform", "load", "run", "config"] {
+    for sub in [
+        "generate",
+        "serve-api",
+        "extract",
+        "transform",
+        "load",
+        "run",
+        "config",
+    ] {
         let out = ok(w.run(&[sub, "--help"]));
         assert!(out.contains("Usage: segpipe"), "{sub}: {out}");
     }
     let top = ok(w.run(&["--help"]));
-    for sub in ["generate", "serve-api", "extract", "transform", "load", "run"] {
+    for sub in [
+        "generate",
+        "serve-api",
+        "extract",
+        "transform",
+        "load",
+        "run",
+    ] {
         assert!(top.contains(sub), "{top}");
     }
 }
@@ -23,12 +38,18 @@ fn config_shows_layers_and_masks_the_password() {
         .segpipe()
         .args(["config"])
         .env("SEGPIPE_GENERATE_CUSTOMERS", "456")
-        .env("DATABASE_URL", "postgres://alice:s3cret@db.example:5432/shop")
+        .env(
+            "DATABASE_URL",
+            "postgres://alice:s3cret@db.example:5432/shop",
+        )
         .output()
         .expect("spawn"));
     assert!(out.contains("seed = 7"), "{out}");
     assert!(out.contains("customers = 456"), "{out}");
-    assert!(out.contains("postgres://alice:***@db.example:5432/shop"), "{out}");
+    assert!(
+        out.contains("postgres://alice:***@db.example:5432/shop"),
+        "{out}"
+    );
     assert!(!out.contains("s3cret"), "{out}");
 }
 
@@ -38,7 +59,10 @@ fn unknown_config_key_exits_2_naming_it() {
     w.write("segpipe.toml", "[extract]\nbatchsize = 10\n");
     let (code, err) = fail(w.run(&["config"]));
     assert_eq!(code, 2);
-    assert!(err.starts_with("error: config file `segpipe.toml`: unknown field `batchsize`"), "{err}");
+    assert!(
+        err.starts_with("error: config file `segpipe.toml`: unknown field `batchsize`"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -65,13 +89,20 @@ fn bad_flag_values_exit_2() {
 
 #[test]
 fn compose_file_parses_and_names_both_services() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compose.yaml")).expect("compose.yaml");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compose.yaml"))
+        .expect("compose.yaml");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
-    let services = doc.get("services").and_then(|s| s.as_mapping()).expect("services map");
+    let services = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .expect("services map");
     let names: Vec<&str> = services.keys().filter_map(|k| k.as_str()).collect();
     assert!(names.contains(&"postgres"), "{names:?}");
     assert!(names.contains(&"api"), "{names:?}");
     for name in ["postgres", "api"] {
-        assert!(services[name].get("healthcheck").is_some(), "{name} has no healthcheck");
+        assert!(
+            services[name].get("healthcheck").is_some(),
+            "{name} has no healthcheck"
+        );
     }
 }

@@ -5,9 +5,33 @@ use crate::util::{Workdir, ok};
 #[test]
 fn same_seed_is_byte_identical_other_seed_differs() {
     let w = Workdir::new();
-    ok(w.run(&["generate", "--customers", "3000", "--seed", "9", "--out", "a/c.csv"]));
-    ok(w.run(&["generate", "--customers", "3000", "--seed", "9", "--out", "b/c.csv"]));
-    ok(w.run(&["generate", "--customers", "3000", "--seed", "10", "--out", "d/c.csv"]));
+    ok(w.run(&[
+        "generate",
+        "--customers",
+        "3000",
+        "--seed",
+        "9",
+        "--out",
+        "a/c.csv",
+    ]));
+    ok(w.run(&[
+        "generate",
+        "--customers",
+        "3000",
+        "--seed",
+        "9",
+        "--out",
+        "b/c.csv",
+    ]));
+    ok(w.run(&[
+        "generate",
+        "--customers",
+        "3000",
+        "--seed",
+        "10",
+        "--out",
+        "d/c.csv",
+    ]));
     assert_eq!(w.read("a/c.csv"), w.read("b/c.csv"));
     assert_eq!(w.read("a/c.truth.csv"), w.read("b/c.truth.csv"));
     assert_ne!(w.read("a/c.csv"), w.read("d/c.csv"));
@@ -29,7 +53,12 @@ fn header_counts_and_configured_rates() {
         "--out",
         "c.csv",
     ]));
-    assert!(out.starts_with("wrote 2000 rows (2000 customers, 0 duplicate rows, 0 malformed mobiles, 0 missing ages"), "{out}");
+    assert!(
+        out.starts_with(
+            "wrote 2000 rows (2000 customers, 0 duplicate rows, 0 malformed mobiles, 0 missing ages"
+        ),
+        "{out}"
+    );
     let text = w.read("c.csv");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("name,age,income,mobile,gender"));

@@ -32,7 +32,9 @@ fn reformat(digits: &str) -> String {
 fn respond(req: tiny_http::Request, status: u16, body: Value, extra: &[(&str, &str)]) {
     let mut resp = tiny_http::Response::from_string(body.to_string()).with_status_code(status);
     for (k, v) in extra {
-        resp.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header"));
+        resp.add_header(
+            tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header"),
+        );
     }
     let _ = req.respond(resp);
 }
@@ -46,7 +48,12 @@ fn handle(mut req: tiny_http::Request, n: u64) {
         return respond(req, 503, json!({"error": "warming up"}), &[]);
     }
     if n == 3 {
-        return respond(req, 429, json!({"error": "slow down"}), &[("Retry-After", "0")]);
+        return respond(
+            req,
+            429,
+            json!({"error": "slow down"}),
+            &[("Retry-After", "0")],
+        );
     }
     let mut body = String::new();
     if req.as_reader().read_to_string(&mut body).is_err() {
@@ -75,7 +82,12 @@ fn handle(mut req: tiny_http::Request, n: u64) {
             }));
         }
     }
-    respond(req, 200, json!({"purchases": purchases, "page": 1, "generated_by": "strict"}), &[])
+    respond(
+        req,
+        200,
+        json!({"purchases": purchases, "page": 1, "generated_by": "strict"}),
+        &[],
+    )
 }
 
 impl StrictServer {
@@ -95,7 +107,12 @@ impl StrictServer {
                 })
             })
             .collect();
-        StrictServer { server, threads, requests, addr }
+        StrictServer {
+            server,
+            threads,
+            requests,
+            addr,
+        }
     }
 
     pub fn url(&self) -> String {

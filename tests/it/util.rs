@@ -13,7 +13,9 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Workdir {
-        Workdir { dir: tempfile::tempdir().expect("create temp workdir") }
+        Workdir {
+            dir: tempfile::tempdir().expect("create temp workdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -69,8 +71,15 @@ pub fn ok(out: Output) -> String {
 
 /// Exit code and stderr of a failed run.
 pub fn fail(out: Output) -> (i32, String) {
-    assert!(!out.status.success(), "expected failure, got success:\n{}", String::from_utf8_lossy(&out.stdout));
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    assert!(
+        !out.status.success(),
+        "expected failure, got success:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Wait until something accepts TCP connections on `addr` (no fixed sleeps).
