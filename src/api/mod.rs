@@ -14,7 +14,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -67,6 +67,8 @@ struct Shared {
     /// Set before the workers are unblocked, so a worker woken by `recv`
     /// failing knows it is being stopped rather than seeing an accept error.
     stopping: AtomicBool,
+    /// Requests taken by a worker and not yet answered.
+    in_flight: AtomicUsize,
     content_type: tiny_http::Header,
 }
 
@@ -103,6 +105,7 @@ impl Server {
             },
             faults: Faults::new(opts.seed, opts.fail_rate, opts.latency_ms),
             stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             content_type: tiny_http::Header::from_bytes(
                 &b"Content-Type"[..],
                 &b"application/json"[..],
@@ -139,6 +142,12 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Requests being answered right now; lets tests and callers observe a
+    /// request in flight without sleeping.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
     }
 
     /// Stop taking requests, let in-flight ones finish, join the workers.
@@ -210,6 +219,7 @@ fn work(shared: &Shared) {
     loop {
         match shared.http.recv() {
             Ok(rq) => {
+                let _counted = InFlight::enter(&shared.in_flight);
                 // A bug in a handler must not shrink the pool; tiny_http
                 // answers 500 when an unanswered request is dropped.
                 if catch_unwind(AssertUnwindSafe(|| handle(shared, rq))).is_err() {
@@ -221,6 +231,22 @@ fn work(shared: &Shared) {
             // connections already open until shutdown.
             Err(e) => warn!(message = "Purchase API accept failed.", error = %e),
         }
+    }
+}
+
+/// Counts a request as in flight until dropped, even on a panic.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -1,3 +1,4 @@
 //! Integration tests: one binary, shared helpers, one file per area.
 
+mod api;
 mod util;
