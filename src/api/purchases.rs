@@ -72,23 +72,44 @@ impl DateCell {
 
 impl Serialize for DateCell {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // `collect_str` lets serde_json format straight into its output buffer:
-        // no String per purchase on the hot path.
-        match *self {
-            DateCell::Null => s.serialize_none(),
-            DateCell::Ymd(d) => s.collect_str(&format_args!(
-                "{:04}-{:02}-{:02}",
-                d.year(),
-                d.month(),
-                d.day()
-            )),
-            DateCell::Dmy(d) => s.collect_str(&format_args!(
+        let (d, dmy) = match *self {
+            DateCell::Null => return s.serialize_none(),
+            DateCell::Ymd(d) => (d, false),
+            DateCell::Dmy(d) => (d, true),
+        };
+        // Four-digit years (all real as-of dates) are written into a stack
+        // buffer, skipping `core::fmt`; no String per purchase either way.
+        match u32::try_from(d.year()) {
+            Ok(year) if year <= 9999 => {
+                let mut buf = [b'-'; 10];
+                let (y, m, dd) = if dmy { (6, 3, 0) } else { (0, 5, 8) };
+                put_digits(&mut buf[y..y + 4], year);
+                put_digits(&mut buf[m..m + 2], d.month());
+                put_digits(&mut buf[dd..dd + 2], d.day());
+                s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default())
+            }
+            // `collect_str` formats straight into serde_json's output.
+            _ if dmy => s.collect_str(&format_args!(
                 "{:02}-{:02}-{:04}",
                 d.day(),
                 d.month(),
                 d.year()
             )),
+            _ => s.collect_str(&format_args!(
+                "{:04}-{:02}-{:02}",
+                d.year(),
+                d.month(),
+                d.day()
+            )),
         }
+    }
+}
+
+/// Write `n` as zero-padded decimal filling `out` (high digits dropped).
+fn put_digits(out: &mut [u8], mut n: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -343,6 +364,25 @@ mod tests {
                     .all(|p| p.date.is_none() && p.amount.is_none() && p.store.is_none())
             );
         }
+    }
+
+    #[test]
+    fn dates_serialize_like_their_text_for_any_year() {
+        for (y, m, d) in [
+            (2026, 3, 1),
+            (1, 12, 31),
+            (9999, 1, 9),
+            (10_000, 5, 5),
+            (-44, 3, 15),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
+            for cell in [DateCell::Ymd(date), DateCell::Dmy(date), DateCell::Null] {
+                let json = serde_json::to_value(cell).expect("serialize");
+                assert_eq!(json, serde_json::json!(cell.text()), "{cell:?}");
+            }
+        }
+        assert_eq!(DateCell::Dmy(as_of()).text().as_deref(), Some("24-11-2026"));
+        assert_eq!(DateCell::Ymd(as_of()).text().as_deref(), Some("2026-11-24"));
     }
 
     #[test]
