@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared helpers, one file per area.
 
+mod api;
 mod cli;
 mod extract;
 mod generate;
