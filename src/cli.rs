@@ -18,7 +18,7 @@ pub struct Cli {
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Configuration file [default: ./segpipe.toml when present]
+    /// Configuration file (default: ./segpipe.toml when present)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// More log detail on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
@@ -56,7 +56,7 @@ pub enum Command {
 /// Seed shared by generator, mock API and KMeans.
 #[derive(Debug, Args, Default)]
 pub struct SeedArg {
-    /// Random seed [default: 42]
+    /// Random seed (default: 42)
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
 }
@@ -64,92 +64,92 @@ pub struct SeedArg {
 /// Reference date for purchase dates and recency.
 #[derive(Debug, Args, Default)]
 pub struct AsOfArg {
-    /// As-of date, YYYY-MM-DD [default: today, UTC]
+    /// As-of date, YYYY-MM-DD (default: today, UTC)
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Number of distinct customers [default: 10000]
+    /// Number of distinct customers (default: 10000)
     #[arg(long, value_name = "N")]
     pub customers: Option<u64>,
     #[command(flatten)]
     pub seed: SeedArg,
-    /// Output CSV; the truth file goes to `<out>.truth.csv` [default: data/customers.csv]
+    /// Output CSV; the truth file goes to `<out>.truth.csv` (default: data/customers.csv)
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
-    /// Share of extra rows repeating an earlier customer [default: 0.05]
+    /// Share of extra rows repeating an earlier customer (default: 0.05)
     #[arg(long, value_name = "RATE")]
     pub duplicate_rate: Option<f64>,
-    /// Share of rows with a missing age [default: 0.10]
+    /// Share of rows with a missing age (default: 0.10)
     #[arg(long, value_name = "RATE")]
     pub missing_age_rate: Option<f64>,
-    /// Share of rows with a missing income [default: 0.02]
+    /// Share of rows with a missing income (default: 0.02)
     #[arg(long, value_name = "RATE")]
     pub missing_income_rate: Option<f64>,
-    /// Share of rows with a malformed mobile [default: 0.01]
+    /// Share of rows with a malformed mobile (default: 0.01)
     #[arg(long, value_name = "RATE")]
     pub malformed_mobile_rate: Option<f64>,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeApiArgs {
-    /// Address to listen on [default: 127.0.0.1:8000]
+    /// Address to listen on (default: 127.0.0.1:8000)
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
     #[command(flatten)]
     pub seed: SeedArg,
     #[command(flatten)]
     pub as_of: AsOfArg,
-    /// Answer 503 to this fraction of requests [default: 0]
+    /// Answer 503 to this fraction of requests (default: 0)
     #[arg(long, value_name = "R")]
     pub fail_rate: Option<f64>,
-    /// Delay every answer by this many milliseconds [default: 0]
+    /// Delay every answer by this many milliseconds (default: 0)
     #[arg(long, value_name = "L")]
     pub latency_ms: Option<u64>,
-    /// Most mobiles accepted in one request (413 above) [default: 10000]
+    /// Most mobiles accepted in one request (413 above) (default: 10000)
     #[arg(long, value_name = "N")]
     pub max_mobiles: Option<usize>,
-    /// Worker threads [default: number of CPUs, at least 2]
+    /// Worker threads (default: number of CPUs, at least 2)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// Customers CSV to read [default: data/customers.csv]
+    /// Customers CSV to read (default: data/customers.csv)
     #[arg(long, value_name = "FILE")]
     pub customers: Option<PathBuf>,
     /// Base URL of the purchase API, e.g. http://127.0.0.1:8000
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
-    /// Checkpoint directory to write [default: out/extract]
+    /// Checkpoint directory to write (default: out/extract)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Ground-truth file [default: `<customers>.truth.csv` when present]
+    /// Ground-truth file (default: `<customers>.truth.csv` when present)
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
-    /// Mobiles per request [default: 1000]
+    /// Mobiles per request (default: 1000)
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Concurrent HTTP workers [default: 4]
+    /// Concurrent HTTP workers (default: 4)
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Attempts per batch before giving up [default: 8]
+    /// Attempts per batch before giving up (default: 8)
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Args)]
 pub struct TransformArgs {
-    /// Extract checkpoint directory [default: out/extract]
+    /// Extract checkpoint directory (default: out/extract)
     #[arg(long, value_name = "DIR")]
     pub input: Option<PathBuf>,
-    /// Report directory to write [default: out/transform]
+    /// Report directory to write (default: out/transform)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Number of KMeans segments, or `auto` to pick by silhouette over 2..=8 [default: auto]
+    /// Number of KMeans segments, or `auto` to pick by silhouette over 2..=8 (default: auto)
     #[arg(long, value_name = "auto|N")]
     pub k: Option<String>,
     #[command(flatten)]
@@ -160,30 +160,30 @@ pub struct TransformArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Transform report directory [default: out/transform]
+    /// Transform report directory (default: out/transform)
     #[arg(long, value_name = "DIR")]
     pub input: Option<PathBuf>,
-    /// postgres://… or sqlite://PATH [default: sqlite://segpipe.db]
+    /// postgres://… or sqlite://PATH (default: sqlite://segpipe.db)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Number of distinct customers to generate [default: 10000]
+    /// Number of distinct customers to generate (default: 10000)
     #[arg(long, value_name = "N")]
     pub customers: Option<u64>,
     #[command(flatten)]
     pub seed: SeedArg,
     #[command(flatten)]
     pub as_of: AsOfArg,
-    /// Number of KMeans segments, or `auto` [default: auto]
+    /// Number of KMeans segments, or `auto` (default: auto)
     #[arg(long, value_name = "auto|N")]
     pub k: Option<String>,
     /// Use this purchase API instead of the in-process mock
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
-    /// postgres://… or sqlite://PATH [default: sqlite://segpipe.db]
+    /// postgres://… or sqlite://PATH (default: sqlite://segpipe.db)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Also write every stage's checkpoint files under DIR
