@@ -1,0 +1,303 @@
+//! Aggregate: build the report tables of DESIGN §5 (customer_segments,
+//! customer_behavior_metrics, segment_metrics, customer_store_summary,
+//! customer_purchase_trends) from cleaned purchases, features and segments.
+//!
+//! Money is rounded to cents and ratios to 4 decimals here, when rows are
+//! built, so a CSV round trip is exact. Rows come out in a fixed order
+//! (customer index, then store name or month); no hash map is iterated.
+
+use chrono::Datelike;
+
+use crate::model::{
+    CustomerBehavior, CustomerId, CustomerSegment, Joined, PurchaseTrend, SegmentMetrics, StoreId,
+    StoreSummary, YearMonth, round2, round4,
+};
+
+use super::clean::Cleaned;
+use super::features::Features;
+
+/// The per-row tables.
+pub struct Tables {
+    pub customers: Vec<CustomerSegment>,
+    pub behavior: Vec<CustomerBehavior>,
+    pub segments: Vec<SegmentMetrics>,
+    pub stores: Vec<StoreSummary>,
+    pub trends: Vec<PurchaseTrend>,
+}
+
+/// Build every table. `segment[c]` is customer c's segment id and
+/// `labels[s]` the label of segment s (ids are `0..labels.len()`).
+pub fn aggregate(
+    joined: &Joined,
+    cleaned: &Cleaned,
+    features: &[Features],
+    segment: &[u32],
+    labels: &[String],
+) -> Tables {
+    let customers: Vec<CustomerSegment> = joined
+        .customers
+        .iter()
+        .zip(features)
+        .enumerate()
+        .map(|(c, (cust, f))| CustomerSegment {
+            mobile: cust.mobile.clone(),
+            name: cust.name.clone(),
+            age: cleaned.ages[c],
+            income: cleaned.incomes[c].map(round2),
+            gender: cust.gender,
+            clv: round2(f.clv),
+            avg_purchase_amount: round2(f.avg_purchase_amount),
+            purchase_count: f.purchase_count,
+            days_since_last_purchase: f.days_since_last_purchase,
+            purchase_frequency: round4(f.purchase_frequency),
+            segment: segment[c],
+            segment_label: labels[segment[c] as usize].clone(),
+        })
+        .collect();
+    let behavior = features
+        .iter()
+        .enumerate()
+        .map(|(c, f)| CustomerBehavior {
+            customer: c as CustomerId,
+            total_spent: round2(f.clv),
+            avg_transaction_value: round2(f.avg_purchase_amount),
+            max_purchase_amount: round2(f.max_purchase_amount),
+            min_purchase_amount: round2(f.min_purchase_amount),
+            purchase_count: f.purchase_count,
+            first_purchase: f.first_purchase,
+            last_purchase: f.last_purchase,
+            days_since_first_purchase: f.days_since_first_purchase,
+            days_since_last_purchase: f.days_since_last_purchase,
+        })
+        .collect();
+    let segments = segment_metrics(&customers, labels);
+    let (stores, trends) = stores_and_trends(joined, cleaned);
+    Tables {
+        customers,
+        behavior,
+        segments,
+        stores,
+        trends,
+    }
+}
+
+/// segment_metrics from the already rounded customer rows, so totals match
+/// what a reader of customer_segments would compute.
+fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<SegmentMetrics> {
+    #[derive(Default, Clone)]
+    struct Acc {
+        n: u64,
+        spend: f64,
+        age: f64,
+        aged: u64,
+        income: f64,
+        earning: u64,
+        count: f64,
+        recency: f64,
+        freq: f64,
+    }
+    let mut acc = vec![Acc::default(); labels.len()];
+    for c in customers {
+        let a = &mut acc[c.segment as usize];
+        a.n += 1;
+        a.spend += c.clv;
+        if let Some(age) = c.age {
+            a.age += f64::from(age);
+            a.aged += 1;
+        }
+        if let Some(income) = c.income {
+            a.income += income;
+            a.earning += 1;
+        }
+        a.count += f64::from(c.purchase_count);
+        a.recency += f64::from(c.days_since_last_purchase);
+        a.freq += c.purchase_frequency;
+    }
+    let total_n = customers.len().max(1) as f64;
+    let total_spend: f64 = acc.iter().map(|a| a.spend).sum();
+    let avg = |sum: f64, n: u64| if n > 0 { sum / n as f64 } else { 0.0 };
+    acc.iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(s, (a, label))| SegmentMetrics {
+            segment: s as u32,
+            segment_label: label.clone(),
+            num_customers: a.n,
+            total_spend: round2(a.spend),
+            avg_clv: round2(avg(a.spend, a.n)),
+            avg_age: round4(avg(a.age, a.aged)),
+            avg_income: round2(avg(a.income, a.earning)),
+            avg_purchase_count: round4(avg(a.count, a.n)),
+            avg_days_since_last_purchase: round4(avg(a.recency, a.n)),
+            avg_purchase_frequency: round4(avg(a.freq, a.n)),
+            share_of_customers: round4(a.n as f64 / total_n),
+            share_of_spend: round4(if total_spend > 0.0 {
+                a.spend / total_spend
+            } else {
+                0.0
+            }),
+        })
+        .collect()
+}
+
+/// Store summaries (over all kept purchases; money over non-null amounts) and
+/// monthly trends (over dated purchases), one customer range at a time with
+/// small reused buffers instead of a map keyed by (customer, store).
+fn stores_and_trends(
+    joined: &Joined,
+    cleaned: &Cleaned,
+) -> (Vec<StoreSummary>, Vec<PurchaseTrend>) {
+    // Sort stores by name once; within a customer sort by that rank.
+    let mut by_name: Vec<usize> = (0..cleaned.store_names.len()).collect();
+    by_name.sort_by(|&a, &b| {
+        cleaned.store_names[a]
+            .cmp(&cleaned.store_names[b])
+            .then(a.cmp(&b))
+    });
+    let mut rank = vec![0u32; by_name.len()];
+    for (r, &s) in by_name.iter().enumerate() {
+        rank[s] = r as u32;
+    }
+    let mut stores = Vec::new();
+    let mut trends = Vec::new();
+    let mut buf_s: Vec<(u32, f64)> = Vec::new();
+    let mut buf_t: Vec<(YearMonth, f64)> = Vec::new();
+    for c in 0..joined.customers.len() {
+        buf_s.clear();
+        buf_t.clear();
+        for p in cleaned.purchases(joined, c) {
+            let amount = p.amount.unwrap_or(0.0);
+            buf_s.push((rank[p.store as usize], amount));
+            if let Some(d) = p.date {
+                buf_t.push((
+                    YearMonth {
+                        year: d.year(),
+                        month: d.month(),
+                    },
+                    amount,
+                ));
+            }
+        }
+        // Stable sorts keep API order inside a group, so float sums are reproducible.
+        buf_s.sort_by_key(|x| x.0);
+        for group in buf_s.chunk_by(|a, b| a.0 == b.0) {
+            stores.push(StoreSummary {
+                customer: c as CustomerId,
+                store: by_name[group[0].0 as usize] as StoreId,
+                total_spent: round2(group.iter().map(|x| x.1).sum()),
+                visit_count: group.len() as u32,
+            });
+        }
+        buf_t.sort_by_key(|x| x.0);
+        for group in buf_t.chunk_by(|a, b| a.0 == b.0) {
+            trends.push(PurchaseTrend {
+                customer: c as CustomerId,
+                month: group[0].0,
+                total_spent: round2(group.iter().map(|x| x.1).sum()),
+                num_purchases: group.len() as u32,
+            });
+        }
+    }
+    (stores, trends)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::model::{Customer, Purchase, RawDate};
+    use crate::transform::clean::clean;
+    use crate::transform::features::features;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).expect("valid date")
+    }
+
+    #[test]
+    fn tables_are_sorted_and_consistent() {
+        let joined = Joined {
+            customers: (0..3)
+                .map(|i| Customer {
+                    mobile: format!("9198000000{i:02}"),
+                    name: Some(format!("c{i}")),
+                    age: if i == 1 {
+                        None
+                    } else {
+                        Some(30 + i as u16 * 10)
+                    },
+                    income: Some(1000.0),
+                    gender: None,
+                })
+                .collect(),
+            stores: vec!["Zed".into(), "Alpha".into()],
+            purchases: vec![
+                Purchase::new(0, RawDate::Ymd(d(2026, 2, 3)), Some(10.25), Some(0)),
+                Purchase::new(0, RawDate::Ymd(d(2026, 1, 3)), Some(5.0), Some(1)),
+                Purchase::new(0, RawDate::Dmy(d(2026, 2, 9)), None, None),
+                Purchase::new(0, RawDate::Null, Some(1.0), Some(0)),
+                Purchase::new(2, RawDate::Ymd(d(2026, 2, 1)), Some(7.5), Some(1)),
+            ],
+            ..Joined::default()
+        };
+        let cleaned = clean(&joined, d(2026, 3, 1));
+        let feats = features(&joined, &cleaned);
+        let labels = vec!["a".to_owned(), "no purchases".to_owned()];
+        let t = aggregate(&joined, &cleaned, &feats, &[0, 1, 0], &labels);
+
+        assert_eq!(t.customers.len(), 3);
+        assert_eq!(t.customers[1].age, Some(40), "imputed median");
+        assert_eq!(t.customers[0].clv, 16.25);
+        assert_eq!(t.behavior[1].customer, 1);
+        let names = &cleaned.store_names;
+        let rows: Vec<(u32, &str, f64, u32)> = t
+            .stores
+            .iter()
+            .map(|s| {
+                (
+                    s.customer,
+                    names[s.store as usize].as_str(),
+                    s.total_spent,
+                    s.visit_count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, "Alpha", 5.0, 1),
+                (0, "Zed", 11.25, 2),
+                (0, "unknown", 0.0, 1),
+                (2, "Alpha", 7.5, 1)
+            ]
+        );
+        let trends: Vec<(u32, String, f64, u32)> = t
+            .trends
+            .iter()
+            .map(|r| {
+                (
+                    r.customer,
+                    r.month.to_string(),
+                    r.total_spent,
+                    r.num_purchases,
+                )
+            })
+            .collect();
+        assert_eq!(
+            trends,
+            vec![
+                (0, "2026-01".into(), 5.0, 1),
+                (0, "2026-02".into(), 10.25, 2),
+                (2, "2026-02".into(), 7.5, 1)
+            ]
+        );
+
+        let seg = &t.segments;
+        assert_eq!(seg.iter().map(|s| s.num_customers).sum::<u64>(), 3);
+        assert_eq!((seg[0].num_customers, seg[0].total_spend), (2, 23.75));
+        assert_eq!(seg[1].segment_label, "no purchases");
+        assert_eq!(seg[0].share_of_customers, 0.6667);
+        assert_eq!(seg[0].share_of_spend, 1.0);
+        assert_eq!(seg[0].avg_age, 40.0);
+    }
+}
