@@ -1,8 +1,20 @@
 //! Load: write the report tables to PostgreSQL or SQLite atomically (DESIGN §5).
-//! STUB: being built in the load worktree.
+//!
+//! This module owns the public entry point ([`load`]), the sink choice
+//! ([`Target`]) and the stage's [`Error`]. The backends live in `postgres`
+//! (binary COPY into fresh tables, keys built after the data, swapped in
+//! within one transaction) and `sqlite` (one `BEGIN IMMEDIATE` transaction);
+//! `schema` runs the embedded migrations for both. Callers are synchronous:
+//! the PostgreSQL path builds its own tokio runtime.
+
+mod numeric;
+mod postgres;
+mod schema;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::DatabaseUrl;
 use crate::model::Report;
@@ -16,14 +28,25 @@ pub enum Target {
 
 impl Target {
     /// Parse `postgres://…`, `postgresql://…` or `sqlite://PATH`.
+    ///
+    /// A relative `PATH` (as in the default `sqlite://segpipe.db`) is
+    /// relative to the current directory.
     pub fn parse(url: &DatabaseUrl) -> Result<Target, Error> {
         let raw = url.expose();
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             Ok(Target::Postgres(url.clone()))
-        } else if let Some(path) = raw.strip_prefix("sqlite://") {
+        } else if let Some(path) = raw.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
             Ok(Target::Sqlite(PathBuf::from(path)))
         } else {
             Err(Error::Url { url: url.masked() })
+        }
+    }
+
+    /// Where the tables went, safe to print (passwords masked).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Postgres(url) => url.masked(),
+            Target::Sqlite(path) => format!("sqlite://{}", path.display()),
         }
     }
 }
@@ -38,19 +61,210 @@ pub struct LoadOpts {
 /// What a load wrote.
 #[derive(Clone, Debug)]
 pub struct LoadSummary {
+    /// The target, password masked.
     pub destination: String,
+    /// Rows written per report table.
     pub rows: BTreeMap<String, u64>,
+    /// Wall time per step, in order: one entry per table's data, then the
+    /// backend's finishing steps (`keys`, `swap`, `commit`, …).
+    pub timings: Vec<(String, Duration)>,
 }
 
+/// Why a load failed. Only [`Error::Url`] is a usage error (exit 2); every
+/// other variant is a runtime failure (exit 1), and none of them leaves a
+/// partly replaced set of tables behind.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unsupported database url `{url}`, expected postgres://… or sqlite://PATH")]
     Url { url: String },
-    #[error("load not implemented yet")]
-    NotYet,
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot connect to `{url}`")]
+    Connect {
+        /// Password masked.
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot take the load lock")]
+    Lock(#[source] tokio_postgres::Error),
+    #[error("migration V{version}: {reason}")]
+    Migrate { version: i32, reason: String },
+    #[error("cannot {step}")]
+    Ddl {
+        step: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("copy into `{table}`")]
+    Copy {
+        table: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("`{table}` row {row}: {reason}")]
+    Value {
+        table: &'static str,
+        row: usize,
+        reason: String,
+    },
+    #[error("load failed on purpose after writing `{table}` (fail_after_table)")]
+    Injected { table: String },
+    #[error("cannot record the run in `pipeline_runs`")]
+    Record(#[source] tokio_postgres::Error),
+    #[error("cannot commit the load")]
+    Commit(#[source] tokio_postgres::Error),
+    #[error("cannot create directory `{path}`")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sqlite `{path}`: {step}")]
+    Sqlite {
+        path: PathBuf,
+        step: String,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
+/// Replace the five report tables with `report`'s rows and append a
+/// `pipeline_runs` row, all or nothing.
 pub fn load(report: &Report, target: &Target, opts: &LoadOpts) -> Result<LoadSummary, Error> {
-    let _ = (report, target, opts);
-    Err(Error::NotYet)
+    let mut summary = match target {
+        Target::Postgres(url) => postgres::load(report, url, opts)?,
+        Target::Sqlite(path) => sqlite::load(report, path, opts)?,
+    };
+    summary.destination = target.describe();
+    let total: Duration = summary.timings.iter().map(|(_, d)| *d).sum();
+    tracing::info!(
+        message = "Loaded report tables.",
+        destination = %summary.destination,
+        rows = summary.rows.values().sum::<u64>(),
+        elapsed_ms = total.as_millis() as u64
+    );
+    Ok(summary)
+}
+
+/// The report tables in load order: parents before children, so foreign
+/// keys can be checked as soon as each child exists.
+const TABLES: [&str; 5] = [
+    "segment_metrics",
+    "customer_segments",
+    "customer_behavior_metrics",
+    "customer_store_summary",
+    "customer_purchase_trends",
+];
+
+/// The `fail_after_table` hook: call right after `table`'s data is written.
+fn injected(opts: &LoadOpts, table: &str) -> Result<(), Error> {
+    match &opts.fail_after_table {
+        Some(t) if t == table => Err(Error::Injected { table: t.clone() }),
+        _ => Ok(()),
+    }
+}
+
+/// The customer a row refers to, or a `Value` error naming the bad index.
+fn mobile<'r>(
+    report: &'r Report,
+    table: &'static str,
+    row: usize,
+    customer: u32,
+) -> Result<&'r str, Error> {
+    report
+        .customers
+        .get(customer as usize)
+        .map(|c| c.mobile.as_str())
+        .ok_or_else(|| Error::Value {
+            table,
+            row,
+            reason: format!(
+                "customer index {customer} out of range ({} customers)",
+                report.customers.len()
+            ),
+        })
+}
+
+/// The store name a row refers to, or a `Value` error naming the bad index.
+fn store<'r>(
+    report: &'r Report,
+    table: &'static str,
+    row: usize,
+    store: u32,
+) -> Result<&'r str, Error> {
+    report
+        .store_names
+        .get(store as usize)
+        .map(String::as_str)
+        .ok_or_else(|| Error::Value {
+            table,
+            row,
+            reason: format!(
+                "store index {store} out of range ({} stores)",
+                report.store_names.len()
+            ),
+        })
+}
+
+/// `report.quality` as a JSON object rule → rows, for `pipeline_runs.data_quality`.
+fn quality_json(report: &Report) -> serde_json::Value {
+    serde_json::Value::Object(
+        report
+            .quality
+            .0
+            .iter()
+            .map(|q| (q.rule.clone(), serde_json::Value::from(q.rows)))
+            .collect(),
+    )
+}
+
+/// `report.row_counts()` as a JSON object, for `pipeline_runs.row_counts`.
+fn row_counts_json(report: &Report) -> serde_json::Value {
+    serde_json::Value::Object(
+        report
+            .row_counts()
+            .into_iter()
+            .map(|(t, n)| (t, serde_json::Value::from(n)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_parse() {
+        let pg = Target::parse(&DatabaseUrl::new("postgres://u:secret@h/db")).expect("pg");
+        assert!(matches!(&pg, Target::Postgres(u) if u.expose() == "postgres://u:secret@h/db"));
+        assert_eq!(pg.describe(), "postgres://u:***@h/db");
+        assert!(matches!(
+            Target::parse(&DatabaseUrl::new("postgresql://h/db")).expect("postgresql"),
+            Target::Postgres(_)
+        ));
+        let lite = Target::parse(&DatabaseUrl::new("sqlite://segpipe.db")).expect("relative");
+        assert!(matches!(&lite, Target::Sqlite(p) if p == &PathBuf::from("segpipe.db")));
+        let abs = Target::parse(&DatabaseUrl::new("sqlite:///tmp/x/s.db")).expect("absolute");
+        assert!(matches!(&abs, Target::Sqlite(p) if p == &PathBuf::from("/tmp/x/s.db")));
+
+        for bad in ["mysql://u:secret@h/db", "sqlite://", "segpipe.db", ""] {
+            let err = Target::parse(&DatabaseUrl::new(bad)).expect_err(bad);
+            assert!(matches!(err, Error::Url { .. }), "{bad}");
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn injected_fires_only_for_its_table() {
+        let opts = LoadOpts {
+            fail_after_table: Some("customer_segments".to_owned()),
+        };
+        assert!(injected(&opts, "segment_metrics").is_ok());
+        assert!(matches!(
+            injected(&opts, "customer_segments"),
+            Err(Error::Injected { .. })
+        ));
+        assert!(injected(&LoadOpts::default(), "customer_segments").is_ok());
+    }
 }

@@ -1,0 +1,107 @@
+//! `Cents`: money as an exact count of cents, written in PostgreSQL's binary
+//! NUMERIC format so binary COPY can fill `NUMERIC(p,2)` columns without a
+//! decimal crate. Only encoding lives here; rounding f64 to cents is
+//! [`Cents::from_f64`].
+
+use std::error::Error as StdError;
+
+use bytes::{BufMut, BytesMut};
+use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
+
+/// An amount of money in cents (scale 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cents(pub i64);
+
+impl Cents {
+    /// Round to the nearest cent; `None` for NaN/∞ or amounts beyond i64 cents.
+    pub fn from_f64(x: f64) -> Option<Cents> {
+        let cents = (x * 100.0).round();
+        // `as` saturates, so check the range first to refuse rather than clamp.
+        (cents.is_finite() && cents.abs() < 9.0e18).then_some(Cents(cents as i64))
+    }
+}
+
+const NUMERIC_POS: u16 = 0x0000;
+const NUMERIC_NEG: u16 = 0x4000;
+
+impl ToSql for Cents {
+    /// Wire format (numeric.c `numeric_send`): ndigits, weight, sign, dscale
+    /// as 16-bit integers, then ndigits base-10000 digits, most significant
+    /// first; `weight` is the power of 10000 of the first digit.
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        let abs = self.0.unsigned_abs();
+        let (int, frac) = (abs / 100, abs % 100);
+        // The two decimals fill the first fractional base-10000 digit: .07 → 0700.
+        let mut digits: Vec<i16> = Vec::with_capacity(6);
+        let mut rest = int;
+        while rest > 0 {
+            digits.push(i16::try_from(rest % 10_000).expect("a value below 10000 fits i16"));
+            rest /= 10_000;
+        }
+        digits.reverse();
+        let weight = i16::try_from(digits.len()).expect("at most 5 integer digits for an i64") - 1;
+        digits.push(i16::try_from(frac * 100).expect("below 10000"));
+        // Normalize as PostgreSQL does: no trailing zero digits.
+        while digits.last() == Some(&0) {
+            digits.pop();
+        }
+        let (weight, sign) = if digits.is_empty() {
+            (0, NUMERIC_POS)
+        } else {
+            (weight, if self.0 < 0 { NUMERIC_NEG } else { NUMERIC_POS })
+        };
+        out.reserve(8 + 2 * digits.len());
+        out.put_i16(i16::try_from(digits.len()).expect("at most 6 digits"));
+        out.put_i16(weight);
+        out.put_u16(sign);
+        out.put_u16(2);
+        for d in digits {
+            out.put_i16(d);
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+
+    to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(c: i64) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        Cents(c).to_sql(&Type::NUMERIC, &mut buf).expect("encode");
+        buf.to_vec()
+    }
+
+    #[test]
+    fn known_encodings() {
+        // 0 → no digits, dscale 2.
+        assert_eq!(encode(0), [0, 0, 0, 0, 0, 0, 0, 2]);
+        // 12345.67 → digits [1, 2345, 6700], weight 1.
+        assert_eq!(
+            encode(1_234_567),
+            [0, 3, 0, 1, 0, 0, 0, 2, 0, 1, 0x09, 0x29, 0x1a, 0x2c]
+        );
+        // -0.05 → digits [500], weight -1, negative.
+        assert_eq!(encode(-5), [0, 1, 0xff, 0xff, 0x40, 0, 0, 2, 0x01, 0xf4]);
+        // 10000.00 → digits [1], weight 1 (trailing zeros stripped).
+        assert_eq!(encode(1_000_000), [0, 1, 0, 1, 0, 0, 0, 2, 0, 1]);
+    }
+
+    #[test]
+    fn rounds_to_cents_and_refuses_non_finite() {
+        assert_eq!(Cents::from_f64(12.345_000_1), Some(Cents(1235)));
+        assert_eq!(Cents::from_f64(-0.004), Some(Cents(0)));
+        assert_eq!(Cents::from_f64(1e300), None);
+        assert_eq!(Cents::from_f64(f64::NAN), None);
+    }
+}

@@ -1,0 +1,515 @@
+//! `segpipe::load` into PostgreSQL: round trip, reload, injected failure,
+//! concurrent loads, foreign keys, masked errors. Also holds `report()`,
+//! the small hand-made Report both load test files use.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use segpipe::load::{Error, LoadOpts, Target, load};
+use segpipe::model::{
+    CustomerBehavior, CustomerSegment, Evaluation, Gender, PurchaseTrend, Quality, QualityCount,
+    Report, SegmentMetrics, SegmentModel, StoreSummary, YearMonth,
+};
+
+use crate::pg::{TestDb, rows, scalar, try_exec};
+
+/// The report tables, parents first.
+pub const TABLES: [&str; 5] = [
+    "segment_metrics",
+    "customer_segments",
+    "customer_behavior_metrics",
+    "customer_store_summary",
+    "customer_purchase_trends",
+];
+
+/// A small report: 3 segments, `n` customers, 2 stores and 3 months each.
+/// `variant` shifts every amount so two reports are told apart.
+/// Every 7th customer has no name, every 10th no age, every 9th no income,
+/// every 4th no gender; every 11th never bought (no dates).
+pub fn report(n: u32, variant: u32) -> Report {
+    let v = f64::from(variant);
+    let labels = ["champions", "regulars", "no purchases"];
+    let customers: Vec<CustomerSegment> = (0..n)
+        .map(|i| CustomerSegment {
+            mobile: format!("9198765{i:05}"),
+            name: (i % 7 != 0).then(|| format!("Customer {i}")),
+            age: (i % 10 != 0).then_some(20 + (i % 50) as u16),
+            income: (i % 9 != 0).then_some(30_000.0 + f64::from(i) * 1.25),
+            gender: [
+                Some(Gender::Male),
+                Some(Gender::Female),
+                Some(Gender::Other),
+                None,
+            ][(i % 4) as usize],
+            clv: f64::from(i) * 10.25 + v + 0.1 + 0.2,
+            avg_purchase_amount: 99.999 + v,
+            purchase_count: if i % 11 == 0 { 0 } else { i % 13 + 1 },
+            days_since_last_purchase: (i * 3 % 700) as i32,
+            purchase_frequency: f64::from(i % 5) / 3.0,
+            segment: i % 3,
+            segment_label: labels[(i % 3) as usize].to_owned(),
+        })
+        .collect();
+    let behavior = (0..n)
+        .map(|i| {
+            let bought = i % 11 != 0;
+            let last = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date")
+                - chrono::Days::new(u64::from(i * 3 % 700));
+            CustomerBehavior {
+                customer: i,
+                total_spent: f64::from(i) * 10.25 + v,
+                avg_transaction_value: 12.345 + v,
+                max_purchase_amount: 50.0 + v,
+                min_purchase_amount: 0.01,
+                purchase_count: if bought { i % 13 + 1 } else { 0 },
+                first_purchase: bought.then(|| last - chrono::Days::new(30)),
+                last_purchase: bought.then_some(last),
+                days_since_first_purchase: if bought {
+                    (i * 3 % 700 + 30) as i32
+                } else {
+                    730
+                },
+                days_since_last_purchase: (i * 3 % 700) as i32,
+            }
+        })
+        .collect();
+    let stores = (0..n)
+        .flat_map(|i| {
+            (0..2).map(move |s| StoreSummary {
+                customer: i,
+                store: (i + s) % 3,
+                total_spent: f64::from(i + s) * 1.5 + v,
+                visit_count: i % 4 + s,
+            })
+        })
+        .collect();
+    let trends = (0..n)
+        .flat_map(|i| {
+            [(2025, 11), (2025, 12), (2026, 1)]
+                .into_iter()
+                .map(move |(year, month)| PurchaseTrend {
+                    customer: i,
+                    month: YearMonth { year, month },
+                    total_spent: f64::from(i) + f64::from(month) / 100.0 + v,
+                    num_purchases: month % 3,
+                })
+        })
+        .collect();
+    let segments = (0..3u32)
+        .map(|s| SegmentMetrics {
+            segment: s,
+            segment_label: labels[s as usize].to_owned(),
+            num_customers: u64::from((0..n).filter(|i| i % 3 == s).count() as u32),
+            total_spend: 1_000_000.125 * f64::from(s + 1) + v,
+            avg_clv: 123.456,
+            avg_age: 40.5,
+            avg_income: 45_000.0,
+            avg_purchase_count: 3.25,
+            avg_days_since_last_purchase: 100.0 / 3.0,
+            avg_purchase_frequency: 0.5,
+            share_of_customers: 1.0 / 3.0,
+            share_of_spend: 0.25 * f64::from(s + 1),
+        })
+        .collect();
+    Report {
+        customers,
+        behavior,
+        segments,
+        store_names: vec![
+            "DMart".to_owned(),
+            "Big Bazaar".to_owned(),
+            "unknown".to_owned(),
+        ],
+        stores,
+        trends,
+        model: SegmentModel {
+            run_id: format!("run-{variant}"),
+            started_at: Utc
+                .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+                .single()
+                .expect("time"),
+            as_of: NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
+            seed: u64::MAX - u64::from(variant),
+            k: 2,
+            features: vec![],
+            centroids: vec![],
+            inertia: 12.5,
+            silhouette: Some(0.61),
+            k_sweep: vec![],
+            labels: BTreeMap::new(),
+            evaluation: Some(Evaluation {
+                ari: 0.8,
+                nmi: 0.75,
+                labelled: u64::from(n),
+            }),
+        },
+        quality: Quality(vec![
+            QualityCount {
+                rule: "null_date".to_owned(),
+                rows: 7,
+            },
+            QualityCount {
+                rule: "null_amount".to_owned(),
+                rows: 3,
+            },
+        ]),
+    }
+}
+
+/// Count and a hash of every row of every report table: equal fingerprints
+/// mean equal table contents.
+fn fingerprint(url: &str) -> Vec<Vec<Option<String>>> {
+    TABLES
+        .iter()
+        .flat_map(|t| {
+            rows(url, &format!("SELECT '{t}', count(*), md5(string_agg(x::text, '|' ORDER BY x::text)) FROM {t} x"))
+        })
+        .collect()
+}
+
+fn load_ok(db: &TestDb, report: &Report) {
+    let summary = load(report, &db.target(), &LoadOpts::default()).expect("load");
+    assert_eq!(summary.rows, report.row_counts());
+}
+
+#[test]
+fn tables_and_values_round_trip() {
+    let db = TestDb::new();
+    let r = report(50, 1);
+    load_ok(&db, &r);
+    let url = db.url();
+    for (table, n) in r.row_counts() {
+        assert_eq!(
+            scalar(url, &format!("SELECT count(*) FROM {table}")),
+            Some(n.to_string()),
+            "{table}"
+        );
+    }
+    // Money keeps exactly two decimals, rounded half away from zero.
+    let q = |sql: &str| scalar(url, sql).expect(sql);
+    assert_eq!(
+        q("SELECT clv FROM customer_segments WHERE mobile = '919876500000'"),
+        "1.30"
+    );
+    assert_eq!(
+        q("SELECT avg_purchase_amount FROM customer_segments LIMIT 1"),
+        "101.00"
+    );
+    assert_eq!(
+        q("SELECT total_spend FROM segment_metrics WHERE segment = 2"),
+        "3000001.38"
+    );
+    let want: f64 = r
+        .customers
+        .iter()
+        .map(|c| (c.clv * 100.0).round())
+        .sum::<f64>()
+        / 100.0;
+    assert_eq!(
+        q("SELECT sum(clv) FROM customer_segments"),
+        format!("{want:.2}")
+    );
+    assert_eq!(
+        q(
+            "SELECT string_agg(DISTINCT numeric_scale::text || '/' || numeric_precision::text, ',') \
+           FROM information_schema.columns WHERE table_schema = 'public' AND data_type = 'numeric' \
+           AND column_name NOT IN ('seed', 'total_spend')"
+        ),
+        "2/14"
+    );
+    // NULLs stay NULL.
+    assert_eq!(
+        q("SELECT count(*) FROM customer_segments WHERE name IS NULL"),
+        "8"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM customer_segments WHERE age IS NULL"),
+        "5"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM customer_segments WHERE income IS NULL"),
+        "6"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM customer_segments WHERE gender IS NULL"),
+        "12"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM customer_behavior_metrics WHERE first_purchase IS NULL"),
+        "5"
+    );
+    assert_eq!(
+        q("SELECT income FROM customer_segments WHERE mobile = '919876500001'"),
+        "30001.25"
+    );
+    // Dates are DATE; months are YYYY-MM text.
+    assert_eq!(
+        q("SELECT data_type FROM information_schema.columns WHERE column_name = 'last_purchase'"),
+        "date"
+    );
+    assert_eq!(
+        q(
+            "SELECT first_purchase || ' ' || last_purchase FROM customer_behavior_metrics WHERE mobile = '919876500001'"
+        ),
+        "2026-01-27 2026-02-26"
+    );
+    assert_eq!(
+        q(
+            "SELECT string_agg(month, ',' ORDER BY month) FROM customer_purchase_trends WHERE mobile = '919876500003'"
+        ),
+        "2025-11,2025-12,2026-01"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM customer_purchase_trends WHERE month !~ '^\\d{4}-\\d{2}$'"),
+        "0"
+    );
+    assert_eq!(
+        q(
+            "SELECT string_agg(store || ':' || total_spent || ':' || visit_count, ',' ORDER BY store) \
+           FROM customer_store_summary WHERE mobile = '919876500002'"
+        ),
+        "DMart:5.50:3,unknown:4.00:2"
+    );
+    assert_eq!(
+        q("SELECT segment_label FROM customer_segments WHERE mobile = '919876500004'"),
+        "regulars"
+    );
+    // The run is recorded.
+    let run = &rows(
+        url,
+        "SELECT run_id, load_number, status, as_of, seed, k, silhouette, inertia, ari, nmi, \
+                row_counts->>'customer_purchase_trends', data_quality->>'null_date', \
+                started_at = '2026-03-01 12:00:00+00', finished_at > started_at \
+         FROM pipeline_runs",
+    )[0];
+    let want: Vec<Option<String>> = [
+        "run-1",
+        "1",
+        "succeeded",
+        "2026-03-01",
+        "18446744073709551614",
+        "2",
+        "0.61",
+        "12.5",
+        "0.8",
+        "0.75",
+        "150",
+        "7",
+        "t",
+        "t",
+    ]
+    .iter()
+    .map(|s| Some((*s).to_owned()))
+    .collect();
+    assert_eq!(run, &want);
+    assert_eq!(
+        q("SELECT string_agg(version || ':' || name, ',') FROM segpipe_schema_migrations"),
+        "1:reporting_schema"
+    );
+}
+
+/// The swapped-in tables carry the same keys, under the same names, as the
+/// migration created: guards `KEYS` in src/load/postgres.rs against drift.
+#[test]
+fn keys_after_load_match_the_migration() {
+    let db = TestDb::new();
+    let keys = |url: &str| {
+        rows(
+            url,
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE connamespace = 'public'::regnamespace \
+             AND conrelid::regclass::text <> 'segpipe_schema_migrations' ORDER BY 1, 2",
+        )
+    };
+    // An empty report applies the migration and swaps in empty tables.
+    let mut empty = report(0, 0);
+    empty.segments.clear();
+    load_ok(&db, &empty);
+    let after_first = keys(db.url());
+    let fresh = TestDb::new();
+    try_exec(
+        fresh.url(),
+        include_str!("../../migrations/postgres/V1__reporting_schema.sql"),
+    )
+    .expect("migrate");
+    assert_eq!(after_first, keys(fresh.url()));
+    load_ok(&db, &report(20, 1));
+    assert_eq!(keys(db.url()), after_first);
+    let names: Vec<String> = after_first.iter().filter_map(|r| r[1].clone()).collect();
+    assert!(
+        names.contains(&"customer_segments_segment_fkey".to_owned()),
+        "{names:?}"
+    );
+    assert!(names.iter().all(|n| !n.contains("__new")), "{names:?}");
+}
+
+#[test]
+fn loading_twice_keeps_the_rows_and_appends_a_run() {
+    let db = TestDb::new();
+    let r = report(50, 1);
+    load_ok(&db, &r);
+    let first = fingerprint(db.url());
+    load_ok(&db, &r);
+    assert_eq!(fingerprint(db.url()), first);
+    assert_eq!(
+        scalar(
+            db.url(),
+            "SELECT string_agg(run_id || '#' || load_number, ',' ORDER BY load_number) FROM pipeline_runs"
+        ),
+        Some("run-1#1,run-1#2".to_owned())
+    );
+}
+
+#[test]
+fn a_failed_load_leaves_the_previous_tables() {
+    let db = TestDb::new();
+    load_ok(&db, &report(50, 1));
+    let before = fingerprint(db.url());
+    let b = report(40, 2);
+    for table in TABLES {
+        let opts = LoadOpts {
+            fail_after_table: Some(table.to_owned()),
+        };
+        let err = load(&b, &db.target(), &opts).expect_err("injected failure");
+        assert!(
+            matches!(&err, Error::Injected { table: t } if t == table),
+            "{err}"
+        );
+        assert_eq!(fingerprint(db.url()), before, "after failing at {table}");
+    }
+    assert_eq!(
+        scalar(db.url(), "SELECT count(*) FROM pipeline_runs"),
+        Some("1".to_owned())
+    );
+    assert_eq!(
+        scalar(
+            db.url(),
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\\_\\_new'"
+        ),
+        Some("0".to_owned())
+    );
+    // And the next good load still works.
+    load_ok(&db, &b);
+    assert_ne!(fingerprint(db.url()), before);
+}
+
+#[test]
+fn concurrent_loads_serialize() {
+    let db = TestDb::new();
+    let (a, b) = (report(300, 1), report(200, 2));
+    let fp = |r: &Report| {
+        let other = TestDb::new();
+        load_ok(&other, r);
+        fingerprint(other.url())
+    };
+    let (want_a, want_b) = (fp(&a), fp(&b));
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| load(&a, &db.target(), &LoadOpts::default()));
+        let tb = s.spawn(|| load(&b, &db.target(), &LoadOpts::default()));
+        ta.join().expect("thread a").expect("load a");
+        tb.join().expect("thread b").expect("load b");
+    });
+    let got = fingerprint(db.url());
+    assert!(
+        got == want_a || got == want_b,
+        "final tables are a mix: {got:?}"
+    );
+    assert_eq!(
+        scalar(db.url(), "SELECT count(*) FROM pipeline_runs"),
+        Some("2".to_owned())
+    );
+}
+
+#[test]
+fn foreign_keys_hold() {
+    let db = TestDb::new();
+    let good = report(30, 1);
+    load_ok(&db, &good);
+    let before = fingerprint(db.url());
+    // A customer in a segment that segment_metrics lacks: the load fails whole.
+    let mut bad = report(30, 2);
+    bad.customers[5].segment = 99;
+    let err = load(&bad, &db.target(), &LoadOpts::default()).expect_err("fk");
+    let chain = segpipe::error::chain(&err);
+    assert!(matches!(err, Error::Ddl { .. }), "{chain}");
+    assert!(chain.contains("customer_segments_segment_fkey"), "{chain}");
+    assert_eq!(fingerprint(db.url()), before);
+    // The live tables reject orphans too.
+    for sql in [
+        "INSERT INTO customer_purchase_trends VALUES ('000', '2026-01', 1, 1)",
+        "INSERT INTO customer_segments (mobile, clv, avg_purchase_amount, purchase_count, \
+         days_since_last_purchase, purchase_frequency, segment, segment_label) VALUES ('1', 0, 0, 0, 0, 0, 42, 'x')",
+        "DELETE FROM segment_metrics",
+        "INSERT INTO customer_purchase_trends VALUES ('919876500001', '2026-13', 1, 1)",
+    ] {
+        assert!(try_exec(db.url(), sql).is_err(), "{sql}");
+    }
+}
+
+#[test]
+fn bad_values_name_table_and_row() {
+    let db = TestDb::new();
+    let mut r = report(10, 1);
+    r.trends[4].customer = 999;
+    let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("dangling");
+    assert_eq!(
+        err.to_string(),
+        "`customer_purchase_trends` row 4: customer index 999 out of range (10 customers)"
+    );
+    let mut r = report(10, 1);
+    r.customers[2].clv = f64::NAN;
+    let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("nan");
+    assert_eq!(
+        err.to_string(),
+        "`customer_segments` row 2: `clv` is NaN, not money"
+    );
+    let mut r = report(10, 1);
+    r.behavior[0].total_spent = 1e13;
+    let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("overflow");
+    assert!(
+        matches!(
+            err,
+            Error::Copy {
+                table: "customer_behavior_metrics",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        segpipe::error::chain(&err).contains("numeric field overflow"),
+        "{}",
+        segpipe::error::chain(&err)
+    );
+}
+
+#[test]
+fn connect_error_masks_the_password() {
+    let url = segpipe::config::DatabaseUrl::new("postgres://postgres:hunter2@127.0.0.1:1/nowhere");
+    let err =
+        load(&report(3, 1), &Target::Postgres(url), &LoadOpts::default()).expect_err("refused");
+    let chain = segpipe::error::chain(&err);
+    assert!(matches!(err, Error::Connect { .. }), "{chain}");
+    assert!(
+        chain.starts_with("cannot connect to `postgres://postgres:***@127.0.0.1:1/nowhere`"),
+        "{chain}"
+    );
+    assert!(
+        !chain.contains("hunter2") && !format!("{err:?}").contains("hunter2"),
+        "{chain}"
+    );
+}
+
+#[test]
+fn an_edited_migration_is_refused() {
+    let db = TestDb::new();
+    load_ok(&db, &report(5, 1));
+    try_exec(
+        db.url(),
+        "UPDATE segpipe_schema_migrations SET checksum = 'x' WHERE version = 1",
+    )
+    .expect("tamper");
+    let err = load(&report(5, 2), &db.target(), &LoadOpts::default()).expect_err("checksum");
+    assert!(matches!(err, Error::Migrate { version: 1, .. }), "{err}");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+}
