@@ -32,6 +32,8 @@ pub struct ClusterOpts {
 pub struct Clustering {
     pub fit: Fit,
     pub silhouette: Option<f64>,
+    /// One row per k tried; with more than `SWEEP_SAMPLE` buyers, inertia and
+    /// silhouette are those of the sweep sample, not of all points.
     pub k_sweep: Vec<KSweep>,
 }
 
@@ -116,12 +118,20 @@ pub fn cluster(scaled: &Scaled, opts: &ClusterOpts) -> Clustering {
                     k_sweep,
                 };
             };
-            let silhouette = Some(sils[best]);
-            let fit = if sweep_idx.len() == n {
-                fits.into_iter().nth(best).expect("best indexes fits")
-            } else {
-                kmeans::fit(data, d, &params(ks[best]), &mut kmeans_rng)
-            };
+            if sweep_idx.len() == n {
+                let fit = fits.into_iter().nth(best).expect("best indexes fits");
+                return Clustering {
+                    fit,
+                    silhouette: Some(sils[best]),
+                    k_sweep,
+                };
+            }
+            // Refit the chosen k on every point; the reported silhouette is
+            // that of the final labels (on a fresh sample of all points), while
+            // k_sweep keeps the sample's inertia and silhouette per k.
+            let fit = kmeans::fit(data, d, &params(ks[best]), &mut kmeans_rng);
+            let idx = evaluate::sample(n, opts.silhouette_sample, &mut sample_rng);
+            let silhouette = Some(evaluate::silhouettes(data, d, &idx, &[&fit.labels])[0]);
             Clustering {
                 fit,
                 silhouette,

@@ -3,11 +3,13 @@
 //! cluster repair. Deterministic for a given RNG state, whatever the number of
 //! CPUs. Choosing k and naming segments are not done here.
 //!
-//! Why our own instead of smartcore (DESIGN named it): smartcore 0.7 builds a
-//! BBD tree and boxes every row; on the 1,000,000-point benchmark
-//! (`cargo bench --bench kmeans`) ours fit much faster at equal or lower
-//! inertia, offers restarts and a tolerance, and needs no matrix copy. See the
-//! figures in `benches/kmeans.rs`.
+//! Why our own instead of smartcore (DESIGN named it): measured by
+//! `cargo bench --bench kmeans` on this 2-core box, k = 4 on the default
+//! features of 959,923 buyers (1M synthetic customers), smartcore 0.7 took
+//! 2.42 s (2.23 s fit + predict) and ours 0.11 s with one start, 0.29 s with
+//! the default 4 restarts, both reaching inertia 211,762.6 (100k points:
+//! 0.17 s vs 0.01 s). smartcore also has no restarts, no tolerance, needs a
+//! copy into its own matrix type, and rejects k < 2.
 
 use std::ops::Range;
 
