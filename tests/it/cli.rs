@@ -114,19 +114,32 @@ fn serve_api_on_a_taken_port_exits_2_naming_it() {
     let addr = taken.local_addr().expect("addr").to_string();
     let (code, err) = fail(w.run(&["serve-api", "--bind", &addr]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.starts_with(&format!("error: cannot listen on `{addr}`")), "{err}");
+    assert!(
+        err.starts_with(&format!("error: cannot listen on `{addr}`")),
+        "{err}"
+    );
 }
 
 #[test]
 fn json_logs_are_one_object_per_line_on_stderr() {
     let w = Workdir::new();
-    let out = w.run(&["-v", "--log-format", "json", "generate", "--customers", "10", "--out", "c.csv"]);
+    let out = w.run(&[
+        "-v",
+        "--log-format",
+        "json",
+        "generate",
+        "--customers",
+        "10",
+        "--out",
+        "c.csv",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     ok(out);
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(!lines.is_empty());
     for line in lines {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(v.get("level").is_some(), "{line}");
     }
 }

@@ -23,7 +23,9 @@ fn sqlite_dump(path: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).expect("open sqlite");
     let mut out = Vec::new();
     for (table, order) in TABLES {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}")).expect("prepare");
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .expect("prepare");
         let n = stmt.column_count();
         let rows = stmt
             .query_map([], |r| {
@@ -32,7 +34,9 @@ fn sqlite_dump(path: &std::path::Path) -> Vec<String> {
                         rusqlite::types::ValueRef::Null => "NULL".to_owned(),
                         rusqlite::types::ValueRef::Integer(v) => v.to_string(),
                         rusqlite::types::ValueRef::Real(v) => format!("{v:.2}"),
-                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
                         rusqlite::types::ValueRef::Blob(_) => "BLOB".to_owned(),
                     })
                     .collect();
@@ -77,21 +81,44 @@ fn invariant_queries(valid_customers: usize) -> Vec<(String, &'static str)> {
 }
 
 fn valid_customers(w: &Workdir, ckpt: &str) -> usize {
-    w.read(&format!("{ckpt}/extract/customers_clean.csv")).lines().count() - 1
+    w.read(&format!("{ckpt}/extract/customers_clean.csv"))
+        .lines()
+        .count()
+        - 1
 }
 
 fn ari(summary: &str) -> f64 {
-    let at = summary.find("ARI ").unwrap_or_else(|| panic!("no ARI in summary:\n{summary}"));
-    summary[at + 4..].split(',').next().and_then(|s| s.trim().parse().ok()).expect("ARI value")
+    let at = summary
+        .find("ARI ")
+        .unwrap_or_else(|| panic!("no ARI in summary:\n{summary}"));
+    summary[at + 4..]
+        .split(',')
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("ARI value")
 }
 
 #[test]
 fn run_into_sqlite_keeps_the_invariants() {
     let w = Workdir::new();
-    let out = ok(w.run(&["run", "--customers", "3000", "--as-of", AS_OF, "--checkpoint-dir", "ck"]));
-    assert!(out.contains("tables written to sqlite://segpipe.db"), "{out}");
+    let out = ok(w.run(&[
+        "run",
+        "--customers",
+        "3000",
+        "--as-of",
+        AS_OF,
+        "--checkpoint-dir",
+        "ck",
+    ]));
+    assert!(
+        out.contains("tables written to sqlite://segpipe.db"),
+        "{out}"
+    );
     for stage in ["generate", "extract", "transform", "load", "total"] {
-        assert!(out.lines().any(|l| l.starts_with(stage)), "no {stage} line:\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(stage)),
+            "no {stage} line:\n{out}"
+        );
     }
     let n = valid_customers(&w, "ck");
     assert!(n > 2800, "{n}");
@@ -99,15 +126,34 @@ fn run_into_sqlite_keeps_the_invariants() {
     for (sql, what) in invariant_queries(n) {
         assert_eq!(sqlite_scalar(&db, &sql), "0", "{what}");
     }
-    assert_eq!(sqlite_scalar(&db, "SELECT count(*) FROM pipeline_runs WHERE status = 'succeeded'"), "1");
+    assert_eq!(
+        sqlite_scalar(
+            &db,
+            "SELECT count(*) FROM pipeline_runs WHERE status = 'succeeded'"
+        ),
+        "1"
+    );
 }
 
 #[test]
 fn run_into_postgres_keeps_the_invariants_and_reloads_cleanly() {
     let w = Workdir::new();
     let db = TestDb::new();
-    let out = ok(w.run(&["run", "--customers", "3000", "--as-of", AS_OF, "--checkpoint-dir", "ck", "--database-url", db.url()]));
-    assert!(out.contains(&format!("tables written to {}", db.url())), "{out}");
+    let out = ok(w.run(&[
+        "run",
+        "--customers",
+        "3000",
+        "--as-of",
+        AS_OF,
+        "--checkpoint-dir",
+        "ck",
+        "--database-url",
+        db.url(),
+    ]));
+    assert!(
+        out.contains(&format!("tables written to {}", db.url())),
+        "{out}"
+    );
     let n = valid_customers(&w, "ck");
     for (sql, what) in invariant_queries(n) {
         assert_eq!(pg::scalar(db.url(), &sql).as_deref(), Some("0"), "{what}");
@@ -115,14 +161,25 @@ fn run_into_postgres_keeps_the_invariants_and_reloads_cleanly() {
     let counts = |db: &TestDb| -> Vec<String> {
         TABLES
             .iter()
-            .map(|(t, _)| pg::scalar(db.url(), &format!("SELECT count(*) FROM {t}")).unwrap_or_default())
+            .map(|(t, _)| {
+                pg::scalar(db.url(), &format!("SELECT count(*) FROM {t}")).unwrap_or_default()
+            })
             .collect()
     };
     let before = counts(&db);
     // Loading the same report again replaces, never duplicates, and logs a second run.
-    ok(w.run(&["load", "--input", "ck/transform", "--database-url", db.url()]));
+    ok(w.run(&[
+        "load",
+        "--input",
+        "ck/transform",
+        "--database-url",
+        db.url(),
+    ]));
     assert_eq!(counts(&db), before);
-    assert_eq!(pg::scalar(db.url(), "SELECT count(*) FROM pipeline_runs").as_deref(), Some("2"));
+    assert_eq!(
+        pg::scalar(db.url(), "SELECT count(*) FROM pipeline_runs").as_deref(),
+        Some("2")
+    );
 }
 
 /// A `segpipe serve-api` child on an ephemeral port, stopped with SIGTERM.
@@ -135,7 +192,15 @@ impl ApiProcess {
     fn start(w: &Workdir, extra: &[&str]) -> ApiProcess {
         let mut child = w
             .segpipe()
-            .args(["serve-api", "--bind", "127.0.0.1:0", "--seed", "42", "--as-of", AS_OF])
+            .args([
+                "serve-api",
+                "--bind",
+                "127.0.0.1:0",
+                "--seed",
+                "42",
+                "--as-of",
+                AS_OF,
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -143,33 +208,88 @@ impl ApiProcess {
             .expect("spawn serve-api");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected: {line:?}")).to_owned();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+            .to_owned();
         ApiProcess { child, url }
     }
 
     /// SIGTERM, then the exit status must be success (graceful shutdown).
     fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let exit = self.child.wait().expect("wait serve-api");
-        assert!(exit.success(), "serve-api exited with {exit:?} after SIGTERM");
+        assert!(
+            exit.success(),
+            "serve-api exited with {exit:?} after SIGTERM"
+        );
     }
 }
 
 #[test]
 fn step_by_step_subcommands_produce_the_tables_run_produces() {
     let w = Workdir::new();
-    ok(w.run(&["run", "--customers", "2000", "--as-of", AS_OF, "--database-url", "sqlite://run.db"]));
+    ok(w.run(&[
+        "run",
+        "--customers",
+        "2000",
+        "--as-of",
+        AS_OF,
+        "--database-url",
+        "sqlite://run.db",
+    ]));
 
-    ok(w.run(&["generate", "--customers", "2000", "--seed", "42", "--out", "data/customers.csv"]));
+    ok(w.run(&[
+        "generate",
+        "--customers",
+        "2000",
+        "--seed",
+        "42",
+        "--out",
+        "data/customers.csv",
+    ]));
     let api = ApiProcess::start(&w, &[]);
-    ok(w.run(&["extract", "--customers", "data/customers.csv", "--api-url", &api.url, "--out", "out/extract"]));
+    ok(w.run(&[
+        "extract",
+        "--customers",
+        "data/customers.csv",
+        "--api-url",
+        &api.url,
+        "--out",
+        "out/extract",
+    ]));
     api.stop();
-    ok(w.run(&["transform", "--input", "out/extract", "--out", "out/transform", "--seed", "42", "--as-of", AS_OF]));
-    ok(w.run(&["load", "--input", "out/transform", "--database-url", "sqlite://steps.db"]));
+    ok(w.run(&[
+        "transform",
+        "--input",
+        "out/extract",
+        "--out",
+        "out/transform",
+        "--seed",
+        "42",
+        "--as-of",
+        AS_OF,
+    ]));
+    ok(w.run(&[
+        "load",
+        "--input",
+        "out/transform",
+        "--database-url",
+        "sqlite://steps.db",
+    ]));
 
-    let (a, b) = (sqlite_dump(&w.join("run.db")), sqlite_dump(&w.join("steps.db")));
+    let (a, b) = (
+        sqlite_dump(&w.join("run.db")),
+        sqlite_dump(&w.join("steps.db")),
+    );
     assert!(a.len() > 10_000, "{}", a.len());
     pretty_assertions::assert_eq!(a, b);
 }
@@ -177,8 +297,24 @@ fn step_by_step_subcommands_produce_the_tables_run_produces() {
 #[test]
 fn same_seed_and_as_of_give_identical_tables_and_ari_is_high() {
     let w = Workdir::new();
-    let first = ok(w.run(&["run", "--customers", "10000", "--as-of", AS_OF, "--database-url", "sqlite://a.db"]));
-    let _ = ok(w.run(&["run", "--customers", "10000", "--as-of", AS_OF, "--database-url", "sqlite://b.db"]));
+    let first = ok(w.run(&[
+        "run",
+        "--customers",
+        "10000",
+        "--as-of",
+        AS_OF,
+        "--database-url",
+        "sqlite://a.db",
+    ]));
+    let _ = ok(w.run(&[
+        "run",
+        "--customers",
+        "10000",
+        "--as-of",
+        AS_OF,
+        "--database-url",
+        "sqlite://b.db",
+    ]));
     assert_eq!(sqlite_dump(&w.join("a.db")), sqlite_dump(&w.join("b.db")));
     // Default settings at 10,000 customers recover the planted personas.
     let ari = ari(&first);
@@ -190,12 +326,32 @@ fn extract_survives_a_flaky_api_with_every_purchase() {
     let w = Workdir::new();
     ok(w.run(&["generate", "--customers", "1500", "--out", "c.csv"]));
     let clean = ApiProcess::start(&w, &[]);
-    ok(w.run(&["extract", "--customers", "c.csv", "--api-url", &clean.url, "--out", "clean", "--batch-size", "50"]));
+    ok(w.run(&[
+        "extract",
+        "--customers",
+        "c.csv",
+        "--api-url",
+        &clean.url,
+        "--out",
+        "clean",
+        "--batch-size",
+        "50",
+    ]));
     clean.stop();
     let flaky = ApiProcess::start(&w, &["--fail-rate", "0.2"]);
     let out = w
         .segpipe()
-        .args(["extract", "--customers", "c.csv", "--api-url", &flaky.url, "--out", "flaky", "--batch-size", "50"])
+        .args([
+            "extract",
+            "--customers",
+            "c.csv",
+            "--api-url",
+            &flaky.url,
+            "--out",
+            "flaky",
+            "--batch-size",
+            "50",
+        ])
         .env("SEGPIPE_EXTRACT_BACKOFF_BASE_MS", "1")
         .env("SEGPIPE_EXTRACT_MAX_ATTEMPTS", "12")
         .output()
@@ -203,18 +359,52 @@ fn extract_survives_a_flaky_api_with_every_purchase() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     ok(out);
     flaky.stop();
-    assert!(stderr.contains("Retrying batch"), "no retries seen with fail-rate 0.2:\n{stderr}");
-    assert_eq!(w.read("clean/purchases_raw.csv"), w.read("flaky/purchases_raw.csv"));
-    assert_eq!(w.read("clean/customers_clean.csv"), w.read("flaky/customers_clean.csv"));
+    assert!(
+        stderr.contains("Retrying batch"),
+        "no retries seen with fail-rate 0.2:\n{stderr}"
+    );
+    assert_eq!(
+        w.read("clean/purchases_raw.csv"),
+        w.read("flaky/purchases_raw.csv")
+    );
+    assert_eq!(
+        w.read("clean/customers_clean.csv"),
+        w.read("flaky/customers_clean.csv")
+    );
 }
 
 #[test]
 fn a_load_failing_midway_leaves_the_previous_tables() {
     let w = Workdir::new();
     let db = TestDb::new();
-    ok(w.run(&["run", "--customers", "800", "--as-of", AS_OF, "--checkpoint-dir", "a", "--database-url", db.url()]));
-    ok(w.run(&["run", "--customers", "900", "--seed", "7", "--as-of", AS_OF, "--checkpoint-dir", "b", "--database-url", "sqlite://b.db"]));
-    let before = pg::rows(db.url(), "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile");
+    ok(w.run(&[
+        "run",
+        "--customers",
+        "800",
+        "--as-of",
+        AS_OF,
+        "--checkpoint-dir",
+        "a",
+        "--database-url",
+        db.url(),
+    ]));
+    ok(w.run(&[
+        "run",
+        "--customers",
+        "900",
+        "--seed",
+        "7",
+        "--as-of",
+        AS_OF,
+        "--checkpoint-dir",
+        "b",
+        "--database-url",
+        "sqlite://b.db",
+    ]));
+    let before = pg::rows(
+        db.url(),
+        "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile",
+    );
     let out = w
         .segpipe()
         .args(["load", "--input", "b/transform", "--database-url", db.url()])
@@ -224,15 +414,30 @@ fn a_load_failing_midway_leaves_the_previous_tables() {
     let (code, err) = fail(out);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("customer_segments"), "{err}");
-    assert_eq!(pg::rows(db.url(), "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile"), before);
-    assert_eq!(pg::scalar(db.url(), "SELECT count(*) FROM pipeline_runs").as_deref(), Some("1"));
+    assert_eq!(
+        pg::rows(
+            db.url(),
+            "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile"
+        ),
+        before
+    );
+    assert_eq!(
+        pg::scalar(db.url(), "SELECT count(*) FROM pipeline_runs").as_deref(),
+        Some("1")
+    );
 
     // The same for SQLite.
     let sqlite = w.join("b.db");
     let snapshot = sqlite_dump(&sqlite);
     let out = w
         .segpipe()
-        .args(["load", "--input", "a/transform", "--database-url", "sqlite://b.db"])
+        .args([
+            "load",
+            "--input",
+            "a/transform",
+            "--database-url",
+            "sqlite://b.db",
+        ])
         .env("SEGPIPE_TEST_FAIL_AFTER_TABLE", "customer_segments")
         .output()
         .expect("spawn load");
@@ -244,7 +449,18 @@ fn a_load_failing_midway_leaves_the_previous_tables() {
 fn a_malformed_customers_file_in_run_like_use_exits_2() {
     let w = Workdir::new();
     w.write("bad.csv", "name,age\nA,3\n");
-    let (code, err) = fail(w.run(&["extract", "--customers", "bad.csv", "--api-url", "http://127.0.0.1:9", "--out", "x"]));
+    let (code, err) = fail(w.run(&[
+        "extract",
+        "--customers",
+        "bad.csv",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--out",
+        "x",
+    ]));
     assert_eq!(code, 2);
-    assert_eq!(err, "error: bad.csv:1: missing required columns `income`, `mobile`, `gender` (header: name,age)\n");
+    assert_eq!(
+        err,
+        "error: bad.csv:1: missing required columns `income`, `mobile`, `gender` (header: name,age)\n"
+    );
 }
