@@ -292,7 +292,10 @@ fn admin(url: &str, sql: &str) -> Res<()> {
 fn fresh_db(server: &str, name: &str) -> Res<String> {
     // Separate statements: a multi-statement string runs as one transaction,
     // which DROP/CREATE DATABASE refuse.
-    admin(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    admin(
+        server,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )?;
     admin(server, &format!("CREATE DATABASE {name}"))?;
     Ok(with_database(server, name))
 }
