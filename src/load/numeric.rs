@@ -97,6 +97,69 @@ mod tests {
         assert_eq!(encode(1_000_000), [0, 1, 0, 1, 0, 0, 0, 2, 0, 1]);
     }
 
+    /// What PostgreSQL itself makes of our bytes: `numeric_recv` validates
+    /// the digits, and `::text` prints what it understood.
+    #[test]
+    fn postgres_reads_what_we_write() {
+        let url = std::env::var("SEGPIPE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let values = [
+            0,
+            1,
+            -1,
+            5,
+            -5,
+            10,
+            99,
+            100,
+            -100,
+            10_001,
+            999_999,
+            1_000_000,
+            100_000_000,
+            123_456_789,
+            99_999_999_999_999,
+            -99_999_999_999_999,
+            i64::MAX,
+            i64::MIN + 1,
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL unreachable at {}: {e}; start it with \
+                     `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
+                        crate::config::DatabaseUrl::new(url.clone())
+                    )
+                });
+            tokio::spawn(conn);
+            let stmt = client
+                .prepare("SELECT $1::numeric::text")
+                .await
+                .expect("prepare");
+            for c in values {
+                let got: String = client
+                    .query_one(&stmt, &[&Cents(c)])
+                    .await
+                    .expect("query")
+                    .get(0);
+                let abs = c.unsigned_abs();
+                let want = format!(
+                    "{}{}.{:02}",
+                    if c < 0 { "-" } else { "" },
+                    abs / 100,
+                    abs % 100
+                );
+                assert_eq!(got, want, "cents {c}");
+            }
+        });
+    }
+
     #[test]
     fn rounds_to_cents_and_refuses_non_finite() {
         assert_eq!(Cents::from_f64(12.345_000_1), Some(Cents(1235)));
