@@ -43,6 +43,16 @@ pub fn normalize(raw: &str) -> Result<String, Invalid> {
     }
 }
 
+/// A normalized mobile packed into a u64 (its digits, plus its length so
+/// leading zeros still count): hash keys without a heap string per customer.
+pub fn key(normalized: &str) -> u64 {
+    let digits = normalized.bytes().fold(0u64, |acc, b| {
+        acc.wrapping_mul(10).wrapping_add(u64::from(b.wrapping_sub(b'0')))
+    });
+    // 15 digits < 2^50, so the length fits above them.
+    digits | ((normalized.len() as u64) << 50)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +72,13 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(normalize(raw).as_deref(), Ok(want), "input {raw:?}");
         }
+    }
+
+    #[test]
+    fn keys_are_unique_per_normalized_mobile() {
+        assert_ne!(key("0919876543210"), key("919876543210"));
+        assert_ne!(key("919876543210"), key("919876543211"));
+        assert_eq!(key("999999999999999"), 999_999_999_999_999 | (15 << 50));
     }
 
     #[test]

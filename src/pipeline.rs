@@ -33,6 +33,8 @@ pub struct StageTiming {
     pub stage: &'static str,
     pub seconds: f64,
     pub rows: u64,
+    /// Peak RSS of the process when the stage ended (monotonic).
+    pub peak_rss_mib: Option<u64>,
     pub note: String,
 }
 
@@ -49,16 +51,17 @@ pub struct RunSummary {
 impl RunSummary {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "{}\n\n{:<10} {:>9} {:>11}  notes\n",
-            self.header, "stage", "seconds", "rows"
+            "{}\n\n{:<10} {:>9} {:>11} {:>9}  notes\n",
+            self.header, "stage", "seconds", "rows", "peak MiB"
         );
         let mut total = 0.0;
         for t in &self.stages {
             total += t.seconds;
+            let peak = t.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| m.to_string());
             let _ = writeln!(
                 s,
-                "{:<10} {:>9.2} {:>11}  {}",
-                t.stage, t.seconds, t.rows, t.note
+                "{:<10} {:>9.2} {:>11} {:>9}  {}",
+                t.stage, t.seconds, t.rows, peak, t.note
             );
         }
         let _ = writeln!(s, "{:<10} {:>9.2}", "total", total);
@@ -147,7 +150,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
                 if let Some((m, p)) = &row.truth
                     && let Ok(m) = mobile::normalize(m)
                 {
-                    truth.insert(m, *p);
+                    truth.insert(mobile::key(&m), *p);
                 }
                 // Line numbers as in the CSV `generate` writes (header = 1).
                 v.push(i as u64 + 2, &row.fields);
@@ -160,6 +163,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         stage: "generate",
         seconds: t.elapsed().as_secs_f64(),
         rows,
+        peak_rss_mib: peak_rss_mib(),
         note: format!("{} customers, seed {}", gen_opts.customers, s.seed),
     });
 
@@ -194,6 +198,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         stage: "extract",
         seconds: t.elapsed().as_secs_f64(),
         rows: joined.purchases.len() as u64,
+        peak_rss_mib: peak_rss_mib(),
         note: format!(
             "{rows_read} rows: {} customers, {} rejected, {} duplicates dropped; purchases from {}",
             joined.customers.len(),
@@ -219,6 +224,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         stage: "transform",
         seconds: t.elapsed().as_secs_f64(),
         rows: purchases,
+        peak_rss_mib: peak_rss_mib(),
         note: format!("{} segments, as of {as_of}", report.segments.len()),
     });
 
@@ -229,6 +235,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         stage: "load",
         seconds: t.elapsed().as_secs_f64(),
         rows: loaded.rows.values().sum(),
+        peak_rss_mib: peak_rss_mib(),
         note: loaded
             .rows
             .iter()

@@ -87,7 +87,7 @@ struct BatchOut {
 
 struct Shared<'a> {
     customers: &'a [Customer],
-    index: HashMap<&'a str, CustomerId>,
+    index: HashMap<u64, CustomerId>,
     opts: &'a ExtractOpts,
     url: String,
     next: AtomicUsize,
@@ -111,7 +111,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         index: customers
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.mobile.as_str(), i as CustomerId))
+            .map(|(i, c)| (mobile::key(&c.mobile), i as CustomerId))
             .collect(),
         opts,
         url: format!("{base}/purchase-history"),
@@ -164,11 +164,14 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         ..Fetched::default()
     };
     let mut store_ids: HashMap<String, u32> = HashMap::new();
-    for slot in slots {
-        let out = slot
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or_default();
+    let mut slots: Vec<BatchOut> = slots
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_default())
+        .collect();
+    // Exact size up front: no doubling slack at ~12 million purchases, and
+    // each batch is freed as soon as it is copied.
+    merged.purchases.reserve_exact(slots.iter().map(|o| o.purchases.len()).sum());
+    for out in slots.drain(..) {
         let remap: Vec<u32> = out
             .stores
             .into_iter()
@@ -372,7 +375,7 @@ fn parse_into(
     for p in resp.purchases {
         let customer = mobile::normalize(&p.mobile)
             .ok()
-            .and_then(|m| shared.index.get(m.as_str()).copied());
+            .and_then(|m| shared.index.get(&mobile::key(&m)).copied());
         let Some(customer) = customer else {
             out.unmatched += 1;
             continue;

@@ -10,8 +10,8 @@ use super::customers::Validated;
 use crate::mobile;
 use crate::model::{Joined, Persona};
 
-/// Truth personas by normalized mobile.
-pub type Truth = HashMap<String, Persona>;
+/// Truth personas by `mobile::key` of the normalized mobile.
+pub type Truth = HashMap<u64, Persona>;
 
 /// Read a `mobile,persona` truth file.
 pub fn read_truth(path: &Path) -> Result<Truth, Error> {
@@ -39,7 +39,7 @@ pub fn read_truth(path: &Path) -> Result<Truth, Error> {
         let persona_text = record.get(p).unwrap_or_default();
         let persona = Persona::parse(persona_text)
             .ok_or_else(|| bad(line, format!("unknown persona `{persona_text}`")))?;
-        truth.insert(mobile, persona);
+        truth.insert(mobile::key(&mobile), persona);
     }
     Ok(truth)
 }
@@ -56,7 +56,7 @@ pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -
         validated
             .customers
             .iter()
-            .map(|c| t.get(&c.mobile).copied())
+            .map(|c| t.get(&mobile::key(&c.mobile)).copied())
             .collect::<Vec<_>>()
     });
     Joined {
@@ -85,8 +85,8 @@ mod tests {
         )
         .expect("write");
         let t = read_truth(&path).expect("truth");
-        assert_eq!(t.get("919876543210"), Some(&Persona::Champion));
-        assert_eq!(t.get("919876543211"), Some(&Persona::Lapsed));
+        assert_eq!(t.get(&mobile::key("919876543210")), Some(&Persona::Champion));
+        assert_eq!(t.get(&mobile::key("919876543211")), Some(&Persona::Lapsed));
         std::fs::write(&path, "mobile,persona\n+919876543210,wizard\n").expect("write");
         let err = read_truth(&path).expect_err("bad persona");
         assert!(
