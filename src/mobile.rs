@@ -47,7 +47,8 @@ pub fn normalize(raw: &str) -> Result<String, Invalid> {
 /// leading zeros still count): hash keys without a heap string per customer.
 pub fn key(normalized: &str) -> u64 {
     let digits = normalized.bytes().fold(0u64, |acc, b| {
-        acc.wrapping_mul(10).wrapping_add(u64::from(b.wrapping_sub(b'0')))
+        acc.wrapping_mul(10)
+            .wrapping_add(u64::from(b.wrapping_sub(b'0')))
     });
     // 15 digits < 2^50, so the length fits above them.
     digits | ((normalized.len() as u64) << 50)

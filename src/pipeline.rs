@@ -57,7 +57,9 @@ impl RunSummary {
         let mut total = 0.0;
         for t in &self.stages {
             total += t.seconds;
-            let peak = t.peak_rss_mib.map_or_else(|| "-".to_owned(), |m| m.to_string());
+            let peak = t
+                .peak_rss_mib
+                .map_or_else(|| "-".to_owned(), |m| m.to_string());
             let _ = writeln!(
                 s,
                 "{:<10} {:>9.2} {:>11} {:>9}  {}",

@@ -86,8 +86,11 @@ CREATE TABLE customer_purchase_trends (
 -- One row per successful load. The same run may be loaded more than once
 -- (`segpipe load` re-run on one checkpoint), so the key is (run_id, load_number).
 CREATE TABLE pipeline_runs (
-    run_id       TEXT             NOT NULL,
-    load_number  INTEGER          NOT NULL CHECK (load_number >= 1),
+    run_id        TEXT             NOT NULL,
+    -- The transform run that made the report; loading it again appends a
+    -- row with run_id `<report_run_id>-<load_number>`.
+    report_run_id TEXT             NOT NULL,
+    load_number   INTEGER          NOT NULL CHECK (load_number >= 1),
     started_at   TIMESTAMPTZ      NOT NULL,
     finished_at  TIMESTAMPTZ      NOT NULL,
     status       TEXT             NOT NULL CHECK (status IN ('succeeded', 'failed')),
@@ -100,5 +103,6 @@ CREATE TABLE pipeline_runs (
     nmi          DOUBLE PRECISION,
     row_counts   JSONB            NOT NULL,
     data_quality JSONB            NOT NULL,
-    CONSTRAINT pipeline_runs_pkey PRIMARY KEY (run_id, load_number)
+    CONSTRAINT pipeline_runs_pkey PRIMARY KEY (run_id),
+    CONSTRAINT pipeline_runs_report_load_key UNIQUE (report_run_id, load_number)
 );

@@ -71,8 +71,11 @@ CREATE TABLE customer_purchase_trends (
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE pipeline_runs (
-    run_id       TEXT    NOT NULL,
-    load_number  INTEGER NOT NULL CHECK (load_number >= 1),
+    run_id        TEXT    NOT NULL,
+    -- The transform run that made the report; loading it again appends a
+    -- row with run_id `<report_run_id>-<load_number>`.
+    report_run_id TEXT    NOT NULL,
+    load_number   INTEGER NOT NULL CHECK (load_number >= 1),
     started_at   TEXT    NOT NULL,
     finished_at  TEXT    NOT NULL,
     status       TEXT    NOT NULL CHECK (status IN ('succeeded', 'failed')),
@@ -85,5 +88,6 @@ CREATE TABLE pipeline_runs (
     nmi          REAL,
     row_counts   TEXT    NOT NULL CHECK (json_valid(row_counts)),
     data_quality TEXT    NOT NULL CHECK (json_valid(data_quality)),
-    PRIMARY KEY (run_id, load_number)
+    PRIMARY KEY (run_id),
+    UNIQUE (report_run_id, load_number)
 ) STRICT;

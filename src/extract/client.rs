@@ -166,11 +166,17 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     let mut store_ids: HashMap<String, u32> = HashMap::new();
     let mut slots: Vec<BatchOut> = slots
         .into_iter()
-        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_default())
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_default()
+        })
         .collect();
     // Exact size up front: no doubling slack at ~12 million purchases, and
     // each batch is freed as soon as it is copied.
-    merged.purchases.reserve_exact(slots.iter().map(|o| o.purchases.len()).sum());
+    merged
+        .purchases
+        .reserve_exact(slots.iter().map(|o| o.purchases.len()).sum());
     for out in slots.drain(..) {
         let remap: Vec<u32> = out
             .stores

@@ -85,7 +85,10 @@ mod tests {
         )
         .expect("write");
         let t = read_truth(&path).expect("truth");
-        assert_eq!(t.get(&mobile::key("919876543210")), Some(&Persona::Champion));
+        assert_eq!(
+            t.get(&mobile::key("919876543210")),
+            Some(&Persona::Champion)
+        );
         assert_eq!(t.get(&mobile::key("919876543211")), Some(&Persona::Lapsed));
         std::fs::write(&path, "mobile,persona\n+919876543210,wizard\n").expect("write");
         let err = read_truth(&path).expect_err("bad persona");

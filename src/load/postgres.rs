@@ -236,12 +236,13 @@ async fn record_run(tx: &Transaction<'_>, report: &Report) -> Result<(), Error> 
         None => (None, None),
     };
     tx.execute(
-        "INSERT INTO pipeline_runs (run_id, load_number, started_at, finished_at, status, as_of, seed, \
-             k, silhouette, inertia, ari, nmi, row_counts, data_quality) \
-         SELECT $1::text, COALESCE(MAX(load_number), 0) + 1, $2::timestamptz, $3::timestamptz, 'succeeded', \
+        "INSERT INTO pipeline_runs (run_id, report_run_id, load_number, started_at, finished_at, status, \
+             as_of, seed, k, silhouette, inertia, ari, nmi, row_counts, data_quality) \
+         SELECT CASE WHEN n = 0 THEN $1::text ELSE $1::text || '-' || (n + 1) END, $1::text, n + 1, \
+             $2::timestamptz, $3::timestamptz, 'succeeded', \
              $4::date, $5::text::numeric, $6::int4, $7::float8, $8::float8, $9::float8, $10::float8, \
              $11::jsonb, $12::jsonb \
-         FROM pipeline_runs WHERE run_id = $1::text",
+         FROM (SELECT COALESCE(MAX(load_number), 0) AS n FROM pipeline_runs WHERE report_run_id = $1::text) prev",
         &[
             &m.run_id,
             &m.started_at,

@@ -242,10 +242,11 @@ fn record_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> Result<(), rus
         None => (None, None),
     };
     tx.execute(
-        "INSERT INTO pipeline_runs (run_id, load_number, started_at, finished_at, status, as_of, seed, k, \
-             silhouette, inertia, ari, nmi, row_counts, data_quality) \
-         SELECT ?1, COALESCE(MAX(load_number), 0) + 1, ?2, ?3, 'succeeded', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
-         FROM pipeline_runs WHERE run_id = ?1",
+        "INSERT INTO pipeline_runs (run_id, report_run_id, load_number, started_at, finished_at, status, \
+             as_of, seed, k, silhouette, inertia, ari, nmi, row_counts, data_quality) \
+         SELECT CASE WHEN n = 0 THEN ?1 ELSE ?1 || '-' || (n + 1) END, ?1, n + 1, ?2, ?3, 'succeeded', \
+             ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
+         FROM (SELECT COALESCE(MAX(load_number), 0) AS n FROM pipeline_runs WHERE report_run_id = ?1)",
         params![
             m.run_id,
             m.started_at.to_rfc3339(),

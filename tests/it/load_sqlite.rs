@@ -220,7 +220,7 @@ fn sqlite_loading_twice_keeps_the_rows_and_appends_a_run() {
             &path,
             "SELECT group_concat(run_id || '#' || load_number) FROM (SELECT * FROM pipeline_runs ORDER BY load_number)"
         ),
-        "run-1#1,run-1#2"
+        "run-1#1,run-1-2#2"
     );
 }
 
