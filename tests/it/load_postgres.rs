@@ -356,7 +356,7 @@ fn loading_twice_keeps_the_rows_and_appends_a_run() {
             db.url(),
             "SELECT string_agg(run_id || '#' || load_number, ',' ORDER BY load_number) FROM pipeline_runs"
         ),
-        Some("run-1#1,run-1#2".to_owned())
+        Some("run-1#1,run-1-2#2".to_owned())
     );
 }
 
