@@ -49,7 +49,7 @@ fn main() -> anyhow_free::Result {
         started_at: DateTime::<Utc>::from_timestamp(1_772_000_000, 0).ok_or("bad time")?,
     };
     let t = Instant::now();
-    let (report, times) = transform::transform_timed(&joined, &opts).map_err(|e| e.to_string())?;
+    let (report, times) = transform::transform_timed(joined, &opts).map_err(|e| e.to_string())?;
     let total = t.elapsed().as_secs_f64();
     println!("\ntransform() end to end: {total:.2}s (k = auto)");
     for (step, d) in &times {

@@ -271,7 +271,7 @@ fn extract_cmd(s: &Settings) -> Result<(), Error> {
 fn transform_cmd(s: &Settings) -> Result<(), Error> {
     let started = Instant::now();
     let joined = checkpoint::read_joined(&s.transform.input)?;
-    let report = transform::transform(&joined, &transform_opts(s, s.as_of(), Utc::now()))?;
+    let report = transform::transform(joined, &transform_opts(s, s.as_of(), Utc::now()))?;
     checkpoint::write_report(&s.transform.out, &report)?;
     out(&format!(
         "{}wrote {} in {:.2}s\n",

@@ -125,6 +125,14 @@ pub fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// Current resident memory of this process (Linux), in MiB.
+pub fn rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
 /// Run every stage with these settings.
 pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     let started_at = Utc::now();
@@ -215,10 +223,19 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     });
 
     // transform
+    tracing::debug!(
+        message = "Memory before transform.",
+        rss_mib = rss_mib(),
+        peak_mib = peak_rss_mib()
+    );
     let t = Instant::now();
-    let report = transform::transform(&joined, &transform_opts(s, as_of, started_at))?;
     let purchases = joined.purchases.len() as u64;
-    drop(joined);
+    let report = transform::transform(joined, &transform_opts(s, as_of, started_at))?;
+    tracing::debug!(
+        message = "Memory after transform.",
+        rss_mib = rss_mib(),
+        peak_mib = peak_rss_mib()
+    );
     if let Some(dir) = ckpt {
         checkpoint::write_report(&stage_dir(dir, "transform"), &report)?;
     }

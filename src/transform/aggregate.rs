@@ -9,39 +9,37 @@
 use chrono::Datelike;
 
 use crate::model::{
-    CustomerBehavior, CustomerId, CustomerSegment, Joined, PurchaseTrend, SegmentMetrics, StoreId,
-    StoreSummary, YearMonth, round2, round4,
+    Customer, CustomerBehavior, CustomerId, CustomerSegment, Joined, PurchaseTrend, SegmentMetrics,
+    StoreId, StoreSummary, YearMonth, round2, round4,
 };
 
 use super::clean::Cleaned;
 use super::features::Features;
 
-/// The per-row tables.
+/// The per-customer tables (stores and trends come from [`stores_and_trends`]).
 pub struct Tables {
     pub customers: Vec<CustomerSegment>,
     pub behavior: Vec<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,
-    pub stores: Vec<StoreSummary>,
-    pub trends: Vec<PurchaseTrend>,
 }
 
 /// Build every table. `segment[c]` is customer c's segment id and
 /// `labels[s]` the label of segment s (ids are `0..labels.len()`).
 pub fn aggregate(
-    joined: &Joined,
+    customers: Vec<Customer>,
     cleaned: &Cleaned,
     features: &[Features],
     segment: &[u32],
     labels: &[String],
 ) -> Tables {
-    let customers: Vec<CustomerSegment> = joined
-        .customers
-        .iter()
+    // Customers are moved in, so mobiles and names are not copied.
+    let customers: Vec<CustomerSegment> = customers
+        .into_iter()
         .zip(features)
         .enumerate()
         .map(|(c, (cust, f))| CustomerSegment {
-            mobile: cust.mobile.clone(),
-            name: cust.name.clone(),
+            mobile: cust.mobile,
+            name: cust.name,
             age: cleaned.ages[c],
             income: cleaned.incomes[c].map(round2),
             gender: cust.gender,
@@ -71,13 +69,10 @@ pub fn aggregate(
         })
         .collect();
     let segments = segment_metrics(&customers, labels);
-    let (stores, trends) = stores_and_trends(joined, cleaned);
     Tables {
         customers,
         behavior,
         segments,
-        stores,
-        trends,
     }
 }
 
@@ -143,7 +138,7 @@ fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<Segm
 /// Store summaries (over all kept purchases; money over non-null amounts) and
 /// monthly trends (over dated purchases), one customer range at a time with
 /// small reused buffers instead of a map keyed by (customer, store).
-fn stores_and_trends(
+pub fn stores_and_trends(
     joined: &Joined,
     cleaned: &Cleaned,
 ) -> (Vec<StoreSummary>, Vec<PurchaseTrend>) {
@@ -243,15 +238,21 @@ mod tests {
         let cleaned = clean(&joined, d(2026, 3, 1));
         let feats = features(&joined, &cleaned);
         let labels = vec!["a".to_owned(), "no purchases".to_owned()];
-        let t = aggregate(&joined, &cleaned, &feats, &[0, 1, 0], &labels);
+        let (stores, trends) = stores_and_trends(&joined, &cleaned);
+        let t = aggregate(
+            joined.customers.clone(),
+            &cleaned,
+            &feats,
+            &[0, 1, 0],
+            &labels,
+        );
 
         assert_eq!(t.customers.len(), 3);
         assert_eq!(t.customers[1].age, Some(40), "imputed median");
         assert_eq!(t.customers[0].clv, 16.25);
         assert_eq!(t.behavior[1].customer, 1);
         let names = &cleaned.store_names;
-        let rows: Vec<(u32, &str, f64, u32)> = t
-            .stores
+        let rows: Vec<(u32, &str, f64, u32)> = stores
             .iter()
             .map(|s| {
                 (
@@ -271,8 +272,7 @@ mod tests {
                 (2, "Alpha", 7.5, 1)
             ]
         );
-        let trends: Vec<(u32, String, f64, u32)> = t
-            .trends
+        let trends: Vec<(u32, String, f64, u32)> = trends
             .iter()
             .map(|r| {
                 (
