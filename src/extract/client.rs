@@ -127,6 +127,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         .map(|s| s..(s + batch).min(customers.len()))
         .collect();
     let slots: Vec<Mutex<Option<BatchOut>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
+    let merger = Mutex::new(Merger::default());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let bar = crate::progress::bar(ranges.len() as u64, "fetch");
     std::thread::scope(|scope| {
@@ -141,6 +142,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
                     match fetch_batch(&shared, &agent, i, ranges[i].clone()) {
                         Ok(out) => {
                             *lock(&slots[i]) = Some(out);
+                            lock(&merger).drain_ready(&slots);
                             bar.inc(1);
                         }
                         Err(e) => {
@@ -157,42 +159,54 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let mut merged = Fetched {
-        requests: shared.requests.load(Ordering::Relaxed),
-        retries: shared.retries.load(Ordering::Relaxed),
-        splits: shared.splits.load(Ordering::Relaxed),
-        ..Fetched::default()
-    };
-    let mut store_ids: HashMap<String, u32> = HashMap::new();
-    let mut slots: Vec<BatchOut> = slots
-        .into_iter()
-        .map(|s| {
-            s.into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .unwrap_or_default()
-        })
-        .collect();
-    // Exact size up front: no doubling slack at ~12 million purchases, and
-    // each batch is freed as soon as it is copied.
-    merged
-        .purchases
-        .reserve_exact(slots.iter().map(|o| o.purchases.len()).sum());
-    for out in slots.drain(..) {
-        let remap: Vec<u32> = out
+    let mut merger = merger.into_inner().unwrap_or_else(|p| p.into_inner());
+    merger.drain_ready(&slots);
+    let mut merged = merger.out;
+    merged.requests = shared.requests.load(Ordering::Relaxed);
+    merged.retries = shared.retries.load(Ordering::Relaxed);
+    merged.splits = shared.splits.load(Ordering::Relaxed);
+    Ok(merged)
+}
+
+/// Appends finished batches in batch order as soon as they are ready, so
+/// only out-of-order batches wait in their slots: memory stays near the
+/// size of the result instead of twice it.
+#[derive(Default)]
+struct Merger {
+    next: usize,
+    out: Fetched,
+    store_ids: HashMap<String, u32>,
+}
+
+impl Merger {
+    fn drain_ready(&mut self, slots: &[Mutex<Option<BatchOut>>]) {
+        while let Some(slot) = slots.get(self.next) {
+            let Some(batch) = lock(slot).take() else {
+                return;
+            };
+            self.absorb(batch);
+            self.next += 1;
+        }
+    }
+
+    /// Re-number the batch's local store and odd-date ids into the result's.
+    fn absorb(&mut self, batch: BatchOut) {
+        let out = &mut self.out;
+        let remap: Vec<u32> = batch
             .stores
             .into_iter()
             .map(|name| {
-                let next = merged.stores.len() as u32;
-                *store_ids.entry(name.clone()).or_insert_with(|| {
-                    merged.stores.push(name);
+                let next = out.stores.len() as u32;
+                *self.store_ids.entry(name.clone()).or_insert_with(|| {
+                    out.stores.push(name);
                     next
                 })
             })
             .collect();
-        let date_offset = merged.odd_dates.len() as u32;
-        merged.odd_dates.extend(out.odd_dates);
-        merged.unmatched += out.unmatched;
-        merged.purchases.extend(out.purchases.into_iter().map(|p| {
+        let date_offset = out.odd_dates.len() as u32;
+        out.odd_dates.extend(batch.odd_dates);
+        out.unmatched += batch.unmatched;
+        out.purchases.extend(batch.purchases.into_iter().map(|p| {
             let date = match p.date {
                 RawDate::Text(i) => RawDate::Text(i + date_offset),
                 d => d,
@@ -205,7 +219,6 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
             )
         }));
     }
-    Ok(merged)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
