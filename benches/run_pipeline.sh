@@ -18,8 +18,7 @@ tables_in_fk_order="segment_metrics customer_segments customer_behavior_metrics 
 
 for n in $sizes; do
   db="segpipe_bench_$n"; bare="segpipe_bare_$n"
-  psql "$pg/postgres" -qc "drop database if exists $db" -c "create database $db" \
-    -c "drop database if exists $bare" -c "create database $bare"
+  psql "$pg/postgres" -qc "drop database if exists $db" -c "create database $db"
   echo "== segpipe run --customers $n into PostgreSQL"
   /usr/bin/time -v -o "$work/time.txt" "$bin" run --customers "$n" --as-of 2026-11-24 \
     --database-url "$pg/$db" | tee "$work/run.txt"
@@ -31,15 +30,30 @@ for n in $sizes; do
   for t in $tables_in_fk_order; do
     psql "$pg/$db" -qc "\\copy (select * from $t) to '$work/$t.csv' csv"
   done
-  for f in migrations/postgres/*.sql; do psql "$pg/$bare" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null; done
-  start=$(date +%s.%N)
-  for t in $tables_in_fk_order; do
-    psql "$pg/$bare" -qc "\\copy $t from '$work/$t.csv' csv"
-  done
-  end=$(date +%s.%N)
-  copy_s=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')
-  ratio=$(awk -v l="$load_s" -v c="$copy_s" 'BEGIN {print l / c}')
-  printf '\n== %s customers: wall %s, peak RSS %.0f MiB, load %.2fs for %s rows, bare \\copy %.2fs, ratio load/bare %.2f\n\n' \
-    "$n" "$wall" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$load_s" "$rows" "$copy_s" "$ratio"
-  psql "$pg/postgres" -qc "drop database $db" -c "drop database $bare"
+  # Baseline 1: the issue's "same keys" = primary keys only (FKs dropped).
+  # Baseline 2: the full schema, foreign keys included (checked per row).
+  copy_into() {
+    local target="$1" keep_fk="$2"
+    psql "$pg/postgres" -qc "drop database if exists $target" -c "create database $target"
+    for f in migrations/postgres/*.sql; do psql "$pg/$target" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null; done
+    if [ "$keep_fk" = no ]; then
+      psql "$pg/$target" -qAt -c "select format('alter table %I drop constraint %I;', conrelid::regclass, conname) from pg_constraint where contype = 'f'" \
+        | psql "$pg/$target" -q >/dev/null
+    fi
+    local start end
+    start=$(date +%s.%N)
+    for t in $tables_in_fk_order; do
+      psql "$pg/$target" -qc "\\copy $t from '$work/$t.csv' csv"
+    done
+    end=$(date +%s.%N)
+    psql "$pg/postgres" -qc "drop database $target"
+    awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
+  }
+  pk_s=$(copy_into "$bare" no)
+  fk_s=$(copy_into "$bare" yes)
+  printf '\n== %s customers: wall %s, peak RSS %.0f MiB, load %.2fs for %s rows\n' \
+    "$n" "$wall" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$load_s" "$rows"
+  printf '   bare \\copy into primary-keyed tables %.2fs -> ratio load/bare %.2f\n' "$pk_s" "$(awk -v l="$load_s" -v c="$pk_s" 'BEGIN {print l / c}')"
+  printf '   bare \\copy into the full schema (PK + FK) %.2fs -> ratio %.2f\n\n' "$fk_s" "$(awk -v l="$load_s" -v c="$fk_s" 'BEGIN {print l / c}')"
+  psql "$pg/postgres" -qc "drop database $db"
 done
