@@ -138,6 +138,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     let started_at = Utc::now();
     let as_of = s.as_of();
     let target = Target::parse(&s.database_url)?;
+    load::preflight(&target)?;
     let ckpt = s.run.checkpoint_dir.as_deref();
     let mut stages = Vec::new();
 
@@ -230,7 +231,10 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     );
     let t = Instant::now();
     let purchases = joined.purchases.len() as u64;
-    let report = transform::transform(joined, &transform_opts(s, as_of, started_at))?;
+    let spin = crate::progress::spinner("transform");
+    let report = transform::transform(joined, &transform_opts(s, as_of, started_at));
+    spin.finish_and_clear();
+    let report = report?;
     tracing::debug!(
         message = "Memory after transform.",
         rss_mib = rss_mib(),
@@ -249,7 +253,10 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
 
     // load
     let t = Instant::now();
-    let loaded = load::load(&report, &target, &load_opts())?;
+    let spin = crate::progress::spinner("load");
+    let loaded = load::load(&report, &target, &load_opts());
+    spin.finish_and_clear();
+    let loaded = loaded?;
     stages.push(StageTiming {
         stage: "load",
         seconds: t.elapsed().as_secs_f64(),

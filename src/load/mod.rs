@@ -147,6 +147,15 @@ pub fn load(report: &Report, target: &Target, opts: &LoadOpts) -> Result<LoadSum
     Ok(summary)
 }
 
+/// Check that the target can be reached before any long work: `run` calls
+/// this first, so a wrong URL fails in milliseconds, not after the pipeline.
+pub fn preflight(target: &Target) -> Result<(), Error> {
+    match target {
+        Target::Postgres(url) => postgres::ping(url),
+        Target::Sqlite(path) => sqlite::ping(path),
+    }
+}
+
 /// The report tables in load order: parents before children, so foreign
 /// keys can be checked as soon as each child exists.
 const TABLES: [&str; 5] = [

@@ -99,6 +99,28 @@ pub(crate) fn load(
     runtime.block_on(load_async(report, url, opts))
 }
 
+/// Connect and run `SELECT 1`.
+pub(crate) fn ping(url: &DatabaseUrl) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let connect = |source| Error::Connect {
+            url: url.masked(),
+            source,
+        };
+        let (client, connection) = tokio_postgres::connect(url.expose(), NoTls)
+            .await
+            .map_err(connect)?;
+        let driver = tokio::spawn(connection);
+        client.simple_query("SELECT 1").await.map_err(connect)?;
+        drop(client);
+        let _ = driver.await;
+        Ok(())
+    })
+}
+
 async fn load_async(
     report: &Report,
     url: &DatabaseUrl,

@@ -20,6 +20,27 @@ use crate::model::{Report, round2};
 /// How long a second loader waits for the first before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Open (creating parent directories and the file) to prove it is writable.
+pub(crate) fn ping(path: &Path) -> Result<(), Error> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Dir {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let conn = Connection::open(path).map_err(|source| Error::Sqlite {
+        path: path.to_owned(),
+        step: "open".to_owned(),
+        source,
+    })?;
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+        .map_err(|source| Error::Sqlite {
+            path: path.to_owned(),
+            step: "check write access".to_owned(),
+            source,
+        })
+}
+
 pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<LoadSummary, Error> {
     let fail = |step: &str| {
         let step = step.to_owned();

@@ -464,3 +464,24 @@ fn a_malformed_customers_file_in_run_like_use_exits_2() {
         "error: bad.csv:1: missing required columns `income`, `mobile`, `gender` (header: name,age)\n"
     );
 }
+
+#[test]
+fn an_unreachable_database_fails_before_any_work_with_the_password_masked() {
+    let w = Workdir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/shop");
+    let (code, err) = fail(w.run(&["run", "--customers", "100000", "--database-url", &url]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot connect to `postgres://app:***@127.0.0.1:{port}/shop`: "
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(!w.join("segpipe.db").exists());
+}
