@@ -177,98 +177,6 @@ fn synthetic(n: u32) -> Report {
     }
 }
 
-fn cents(x: f64) -> String {
-    let c = (x * 100.0).round() as i64;
-    format!(
-        "{}{}.{:02}",
-        if c < 0 { "-" } else { "" },
-        c.abs() / 100,
-        c.abs() % 100
-    )
-}
-
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// The report's rows as one CSV file per table (empty unquoted cell = NULL).
-fn export_csv(r: &Report, dir: &Path) -> Res<()> {
-    let mobile = |c: u32| r.customers[c as usize].mobile.as_str();
-    let mut w = csv::Writer::from_path(dir.join("segment_metrics.csv"))?;
-    for s in &r.segments {
-        w.write_record([
-            s.segment.to_string(),
-            s.segment_label.clone(),
-            s.num_customers.to_string(),
-            cents(s.total_spend),
-            cents(s.avg_clv),
-            s.avg_age.to_string(),
-            cents(s.avg_income),
-            s.avg_purchase_count.to_string(),
-            s.avg_days_since_last_purchase.to_string(),
-            s.avg_purchase_frequency.to_string(),
-            s.share_of_customers.to_string(),
-            s.share_of_spend.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    let mut w = csv::Writer::from_path(dir.join("customer_segments.csv"))?;
-    for c in &r.customers {
-        w.write_record([
-            c.mobile.clone(),
-            opt(c.name.clone()),
-            opt(c.age),
-            opt(c.income.map(cents)),
-            opt(c.gender),
-            cents(c.clv),
-            cents(c.avg_purchase_amount),
-            c.purchase_count.to_string(),
-            c.days_since_last_purchase.to_string(),
-            c.purchase_frequency.to_string(),
-            c.segment.to_string(),
-            c.segment_label.clone(),
-        ])?;
-    }
-    w.flush()?;
-    let mut w = csv::Writer::from_path(dir.join("customer_behavior_metrics.csv"))?;
-    for b in &r.behavior {
-        w.write_record([
-            mobile(b.customer).to_owned(),
-            cents(b.total_spent),
-            cents(b.avg_transaction_value),
-            cents(b.max_purchase_amount),
-            cents(b.min_purchase_amount),
-            b.purchase_count.to_string(),
-            opt(b.first_purchase),
-            opt(b.last_purchase),
-            b.days_since_first_purchase.to_string(),
-            b.days_since_last_purchase.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    let mut w = csv::Writer::from_path(dir.join("customer_store_summary.csv"))?;
-    for s in &r.stores {
-        w.write_record([
-            mobile(s.customer),
-            &r.store_names[s.store as usize],
-            &cents(s.total_spent),
-            &s.visit_count.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    let mut w = csv::Writer::from_path(dir.join("customer_purchase_trends.csv"))?;
-    for t in &r.trends {
-        w.write_record([
-            mobile(t.customer),
-            &t.month.to_string(),
-            &cents(t.total_spent),
-            &t.num_purchases.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
-}
-
 fn with_database(url: &str, db: &str) -> String {
     let scheme_end = url.find("://").map_or(0, |i| i + 3);
     match url[scheme_end..].find('/') {
@@ -335,7 +243,7 @@ fn bare_copy(server: &str, dir: &Path, with_fks: bool) -> Res<(Duration, Vec<(St
         let d = psql(
             &url,
             &format!(
-                "\\copy {table} ({cols}) FROM '{}' WITH (FORMAT csv)",
+                "\\copy {table} ({cols}) FROM '{}' WITH (FORMAT csv, HEADER true)",
                 file.display()
             ),
         )?;
@@ -395,7 +303,8 @@ fn main() -> Res<()> {
 
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
-    export_csv(&report, dir.path())?;
+    // The same CSVs `segpipe transform` writes; they carry a header line.
+    segpipe::checkpoint::write_report(dir.path(), &report)?;
     println!("\nCSV export {:.2?}", started.elapsed());
     for with_fks in [false, true] {
         let (bare, per_table) = bare_copy(&server, dir.path(), with_fks)?;

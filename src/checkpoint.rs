@@ -10,6 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::interner::Interner;
 use crate::model::{
     Customer, CustomerBehavior, CustomerSegment, Gender, Joined, Persona, PurchaseTrend, Quality,
     RawDate, Report, SegmentMetrics, SegmentModel, StoreSummary,
@@ -466,18 +467,12 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
         index.insert(c.mobile.clone(), j.customers.len() as u32);
         j.customers.push(c);
     }
-    let mut stores: HashMap<String, u32> = HashMap::new();
+    let mut stores = Interner::default();
     let mut f = In::open(dir, PURCHASES_RAW, &["mobile", "date", "amount", "store"])?;
     while f.next()? {
         let customer = f.customer(0, &index)?;
         let date = RawDate::classify(Some(f.str(1)).filter(|s| !s.is_empty()), &mut j.odd_dates);
-        let store = f.opt_string(3).map(|s| {
-            let next = j.stores.len() as u32;
-            *stores.entry(s.clone()).or_insert_with(|| {
-                j.stores.push(s);
-                next
-            })
-        });
+        let store = f.opt_string(3).map(|s| stores.id(&mut j.stores, &s));
         j.purchases.push(crate::model::Purchase::new(
             customer,
             date,
@@ -557,16 +552,11 @@ pub fn read_report(dir: &Path) -> Result<Report, Error> {
         });
     }
     let mut store_names: Vec<String> = Vec::new();
-    let mut store_ids: HashMap<String, u32> = HashMap::new();
+    let mut store_ids = Interner::default();
     let mut stores = Vec::new();
     let mut f = In::open(dir, "customer_store_summary.csv", &STORES)?;
     while f.next()? {
-        let name = f.str(1).to_owned();
-        let next = store_names.len() as u32;
-        let store = *store_ids.entry(name.clone()).or_insert_with(|| {
-            store_names.push(name);
-            next
-        });
+        let store = store_ids.id(&mut store_names, f.str(1));
         stores.push(StoreSummary {
             customer: f.customer(0, &index)?,
             store,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod generate;
+pub mod interner;
 pub mod load;
 pub mod logging;
 pub mod mobile;

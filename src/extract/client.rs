@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tracing::{debug, warn};
 
 use super::{Error, ExtractOpts};
+use crate::interner::Interner;
 use crate::mobile;
 use crate::model::{Customer, CustomerId, Purchase, RawDate};
 use crate::rng;
@@ -175,7 +176,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
 struct Merger {
     next: usize,
     out: Fetched,
-    store_ids: HashMap<String, u32>,
+    store_ids: Interner,
 }
 
 impl Merger {
@@ -195,13 +196,7 @@ impl Merger {
         let remap: Vec<u32> = batch
             .stores
             .into_iter()
-            .map(|name| {
-                let next = out.stores.len() as u32;
-                *self.store_ids.entry(name.clone()).or_insert_with(|| {
-                    out.stores.push(name);
-                    next
-                })
-            })
+            .map(|name| self.store_ids.id(&mut out.stores, &name))
             .collect();
         let date_offset = out.odd_dates.len() as u32;
         out.odd_dates.extend(batch.odd_dates);
@@ -243,7 +238,7 @@ fn fetch_batch(
     range: Range<usize>,
 ) -> Result<BatchOut, Error> {
     let mut out = BatchOut::default();
-    let mut stores: HashMap<String, u32> = HashMap::new();
+    let mut stores = Interner::default();
     let mut pending = vec![range.clone()];
     // Depth-first over halves keeps the purchases in customer order.
     while let Some(r) = pending.pop() {
@@ -387,7 +382,7 @@ fn parse_into(
     shared: &Shared<'_>,
     body: &[u8],
     out: &mut BatchOut,
-    stores: &mut HashMap<String, u32>,
+    stores: &mut Interner,
 ) -> Result<(), RequestError> {
     let resp: Response<'_> = serde_json::from_slice(body).map_err(RequestError::Json)?;
     out.purchases.reserve(resp.purchases.len());
@@ -399,13 +394,7 @@ fn parse_into(
             out.unmatched += 1;
             continue;
         };
-        let store = p.store.map(|s| {
-            let next = out.stores.len() as u32;
-            *stores.entry(s.to_string()).or_insert_with(|| {
-                out.stores.push(s.into_owned());
-                next
-            })
-        });
+        let store = p.store.map(|s| stores.id(&mut out.stores, &s));
         let date = RawDate::classify(p.date.as_deref(), &mut out.odd_dates);
         out.purchases
             .push(Purchase::new(customer, date, p.amount, store));
