@@ -183,12 +183,7 @@ fn structural_errors_exit_2_naming_file_and_line() {
 #[test]
 fn an_unreachable_api_fails_with_exit_1_naming_the_batch() {
     let w = Workdir::new();
-    // Bind then drop a listener so the port is very likely closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::util::closed_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = w
         .segpipe()

@@ -468,11 +468,7 @@ fn a_malformed_customers_file_in_run_like_use_exits_2() {
 #[test]
 fn an_unreachable_database_fails_before_any_work_with_the_password_masked() {
     let w = Workdir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::util::closed_port();
     let url = format!("postgres://app:hunter2@127.0.0.1:{port}/shop");
     let (code, err) = fail(w.run(&["run", "--customers", "100000", "--database-url", &url]));
     assert_eq!(code, 1, "{err}");

@@ -93,3 +93,11 @@ pub fn wait_for_tcp(addr: SocketAddr) {
     }
     panic!("nothing listening on {addr} after 30s");
 }
+
+/// A loopback port that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
