@@ -20,6 +20,24 @@ use crate::model::{Report, round2};
 /// How long a second loader waits for the first before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Switch to WAL. Changing the journal mode needs the file to itself and
+/// SQLite answers BUSY without calling the busy handler when a second
+/// loader opens the same new file at the same moment: retry until the
+/// busy timeout.
+fn enable_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Open (creating parent directories and the file) to prove it is writable.
 pub(crate) fn ping(path: &Path) -> Result<(), Error> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -61,8 +79,7 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
         .map_err(fail("set busy timeout"))?;
     // WAL: readers are not blocked by the load and keep the old snapshot.
     // NORMAL is durable at every checkpoint and never corrupts in WAL mode.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(fail("enable WAL"))?;
+    enable_wal(&conn).map_err(fail("enable WAL"))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(fail("set synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
