@@ -5,7 +5,6 @@
 //! `pipeline`). Results go to stdout, logs to stderr.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -299,9 +298,4 @@ pub(crate) fn load_opts() -> LoadOpts {
     LoadOpts {
         fail_after_table: std::env::var("SEGPIPE_TEST_FAIL_AFTER_TABLE").ok(),
     }
-}
-
-/// Where a `run` checkpoint of one stage goes.
-pub(crate) fn stage_dir(root: &Path, stage: &str) -> std::path::PathBuf {
-    root.join(stage)
 }

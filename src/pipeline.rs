@@ -15,9 +15,7 @@ use tracing::info;
 
 use crate::api;
 use crate::checkpoint;
-use crate::commands::{
-    api_opts, extract_opts, generate_opts, load_opts, stage_dir, transform_opts,
-};
+use crate::commands::{api_opts, extract_opts, generate_opts, load_opts, transform_opts};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::extract::{self, Validator, customers};
@@ -119,16 +117,18 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 /// Peak resident memory of this process (Linux), in MiB.
 pub fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    proc_status_mib("VmHWM:")
 }
 
 /// Current resident memory of this process (Linux), in MiB.
 pub fn rss_mib() -> Option<u64> {
+    proc_status_mib("VmRSS:")
+}
+
+/// A `kB` field of /proc/self/status, in MiB.
+fn proc_status_mib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
 }
@@ -145,18 +145,17 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     // generate → validated customers (+ truth), in memory unless checkpointing.
     let t = Instant::now();
     let gen_opts = generate_opts(s);
-    let (validated, truth, rows) = match ckpt {
+    let (validated, truth) = match ckpt {
         Some(dir) => {
-            let path = stage_dir(dir, "generate").join("customers.csv");
-            let sum = generate::write(&gen_opts, &path)?;
+            let path = dir.join("generate").join("customers.csv");
+            generate::write(&gen_opts, &path)?;
             let truth = extract::join::read_truth(&generate::truth_path(&path))?;
-            (customers::read_csv(&path)?, truth, sum.rows)
+            (customers::read_csv(&path)?, truth)
         }
         None => {
             let header: Vec<String> = HEADER.iter().map(|h| (*h).to_owned()).collect();
             let mut v = Validator::new("generated customers", &header)?;
             let mut truth = HashMap::new();
-            let mut rows = 0;
             for (i, row) in generate::customers(&gen_opts).enumerate() {
                 if let Some((m, p)) = &row.truth
                     && let Ok(m) = mobile::normalize(m)
@@ -165,15 +164,14 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
                 }
                 // Line numbers as in the CSV `generate` writes (header = 1).
                 v.push(i as u64 + 2, &row.fields);
-                rows += 1;
             }
-            (v.finish(), truth, rows)
+            (v.finish(), truth)
         }
     };
     stages.push(StageTiming {
         stage: "generate",
         seconds: t.elapsed().as_secs_f64(),
-        rows,
+        rows: validated.rows_read,
         peak_rss_mib: peak_rss_mib(),
         note: format!("{} customers, seed {}", gen_opts.customers, s.seed),
     });
@@ -190,11 +188,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     };
     info!(message = "Extracting.", api_url = %api_url);
     if let Some(dir) = ckpt {
-        checkpoint::write_rejects(
-            &stage_dir(dir, "extract"),
-            &validated.header,
-            &validated.rejects,
-        )?;
+        checkpoint::write_rejects(&dir.join("extract"), &validated.header, &validated.rejects)?;
     }
     let rows_read = validated.rows_read;
     let extracted = extract::extract(validated, Some(&truth), &extract_opts(s, &api_url));
@@ -203,7 +197,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     }
     let joined = extracted?;
     if let Some(dir) = ckpt {
-        checkpoint::write_joined(&stage_dir(dir, "extract"), &joined)?;
+        checkpoint::write_joined(&dir.join("extract"), &joined)?;
     }
     stages.push(StageTiming {
         stage: "extract",
@@ -241,7 +235,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         peak_mib = peak_rss_mib()
     );
     if let Some(dir) = ckpt {
-        checkpoint::write_report(&stage_dir(dir, "transform"), &report)?;
+        checkpoint::write_report(&dir.join("transform"), &report)?;
     }
     stages.push(StageTiming {
         stage: "transform",

@@ -18,6 +18,19 @@ const TABLES: [(&str, &str); 5] = [
     ("customer_purchase_trends", "mobile, month"),
 ];
 
+/// A SQLite value as text; `cents` prints reals with two decimals.
+fn cell_text(v: rusqlite::types::ValueRef<'_>, cents: bool) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(v) => v.to_string(),
+        ValueRef::Real(v) if cents => format!("{v:.2}"),
+        ValueRef::Real(v) => v.to_string(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Blob(_) => "BLOB".to_owned(),
+    }
+}
+
 /// Every row of every report table, as text, in key order.
 fn sqlite_dump(path: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).expect("open sqlite");
@@ -30,15 +43,7 @@ fn sqlite_dump(path: &std::path::Path) -> Vec<String> {
         let rows = stmt
             .query_map([], |r| {
                 let cells: Vec<String> = (0..n)
-                    .map(|i| match r.get_ref(i).expect("cell") {
-                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
-                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                        rusqlite::types::ValueRef::Real(v) => format!("{v:.2}"),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            String::from_utf8_lossy(t).into_owned()
-                        }
-                        rusqlite::types::ValueRef::Blob(_) => "BLOB".to_owned(),
-                    })
+                    .map(|i| cell_text(r.get_ref(i).expect("cell"), true))
                     .collect();
                 Ok(format!("{table}|{}", cells.join("|")))
             })
@@ -50,16 +55,8 @@ fn sqlite_dump(path: &std::path::Path) -> Vec<String> {
 
 fn sqlite_scalar(path: &std::path::Path, sql: &str) -> String {
     let conn = rusqlite::Connection::open(path).expect("open sqlite");
-    conn.query_row(sql, [], |r| {
-        Ok(match r.get_ref(0)? {
-            rusqlite::types::ValueRef::Null => "NULL".to_owned(),
-            rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-            rusqlite::types::ValueRef::Real(v) => v.to_string(),
-            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            rusqlite::types::ValueRef::Blob(_) => "BLOB".to_owned(),
-        })
-    })
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    conn.query_row(sql, [], |r| Ok(cell_text(r.get_ref(0)?, false)))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// The invariant checks of issue 4, as SQL returning 0 when they hold.
