@@ -10,8 +10,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use segpipe::config::TransformSettings;
-use segpipe::rng;
-use segpipe::transform::{self, TransformOpts, kmeans, synthetic};
+use segpipe::transform::{self, TransformOpts, kmeans};
+// `synthetic.rs` is a test fixture kept out of the library build; it names
+// its imports `crate::…`, which these resolve.
+use segpipe::{generate, model, rng};
+
+#[path = "../src/transform/synthetic.rs"]
+mod synthetic;
 use smartcore::cluster::kmeans::{KMeans, KMeansParameters};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 

@@ -14,12 +14,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use segpipe::config::DatabaseUrl;
 use segpipe::load::{LoadOpts, Target, load};
 use segpipe::model::{
-    CustomerBehavior, CustomerSegment, Gender, PurchaseTrend, Quality, Report, SegmentMetrics,
-    SegmentModel, StoreSummary, YearMonth,
+    CustomerBehavior, CustomerIdx, CustomerSegment, Gender, PurchaseTrend, Quality, Report,
+    SegmentMetrics, SegmentModel, StoreSummary, YearMonth,
 };
+use segpipe::secret::DatabaseUrl;
 use tokio_postgres::NoTls;
 
 type Res<T> = Result<T, Box<dyn Error>>;
@@ -90,7 +90,7 @@ fn synthetic(n: u32) -> Report {
         });
         let last = as_of - chrono::Days::new(recency as u64);
         behavior.push(CustomerBehavior {
-            customer: i,
+            customer: CustomerIdx::from_index(i as usize),
             total_spent: money(r ^ 2) * 4.0,
             avg_transaction_value: money(r ^ 3),
             max_purchase_amount: money(r ^ 4),
@@ -103,7 +103,7 @@ fn synthetic(n: u32) -> Report {
         });
         for s in 0..3 {
             stores.push(StoreSummary {
-                customer: i,
+                customer: CustomerIdx::from_index(i as usize),
                 store: (i + s) % 8,
                 total_spent: money(r ^ (10 + u64::from(s))),
                 visit_count: s + 1,
@@ -115,7 +115,7 @@ fn synthetic(n: u32) -> Report {
                 month: 1 + m,
             };
             trends.push(PurchaseTrend {
-                customer: i,
+                customer: CustomerIdx::from_index(i as usize),
                 month,
                 total_spent: money(r ^ (20 + u64::from(m))),
                 num_purchases: m % 4 + 1,

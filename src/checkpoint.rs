@@ -1,4 +1,5 @@
-//! CSV checkpoints between stages (used by subcommand shells, never by `run`).
+//! CSV checkpoints between stages: written by the subcommand shells, and by
+//! `run` only when it is given `--checkpoint-dir`.
 //!
 //! Every value is written so that reading it back gives the same value
 //! (`f64` Display is round-trip exact), so the step-by-step subcommands load
@@ -12,9 +13,10 @@ use std::str::FromStr;
 
 use crate::interner::Interner;
 use crate::model::{
-    Customer, CustomerBehavior, CustomerSegment, Gender, Joined, Persona, PurchaseTrend, Quality,
-    RawDate, Report, SegmentMetrics, SegmentModel, StoreSummary,
+    Customer, CustomerIdx, Gender, Joined, Persona, Quality, RawDate, Report, SegmentModel,
 };
+use crate::report_tables::TABLES;
+use crate::table::{Cell, Fields, ReportParts, Table, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -160,7 +162,7 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     for p in &j.purchases {
         let store = p.store().and_then(|s| j.stores.get(s as usize)).cloned();
         out.row([
-            j.customers[p.customer as usize].mobile.clone(),
+            j.customers[p.customer.index()].mobile.clone(),
             p.date.text(&j.odd_dates).unwrap_or_default(),
             opt(p.amount()),
             store.unwrap_or_default(),
@@ -188,82 +190,12 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     Ok(())
 }
 
-/// Write transform's checkpoint: the five report tables, model and quality.
+/// Write transform's checkpoint: the report tables, model and quality.
 pub fn write_report(dir: &Path, r: &Report) -> Result<(), Error> {
     create_dir(dir)?;
-    let mobile = |i: u32| r.customers[i as usize].mobile.as_str();
-    let mut out = Out::create(dir, "customer_segments.csv", &CUSTOMER_SEGMENTS)?;
-    for c in &r.customers {
-        out.row([
-            c.mobile.clone(),
-            c.name.clone().unwrap_or_default(),
-            opt(c.age),
-            opt(c.income),
-            opt(c.gender),
-            c.clv.to_string(),
-            c.avg_purchase_amount.to_string(),
-            c.purchase_count.to_string(),
-            c.days_since_last_purchase.to_string(),
-            c.purchase_frequency.to_string(),
-            c.segment.to_string(),
-            c.segment_label.clone(),
-        ])?;
+    for table in TABLES {
+        write_table(dir, r, table)?;
     }
-    out.finish()?;
-    let mut out = Out::create(dir, "segment_metrics.csv", &SEGMENT_METRICS)?;
-    for s in &r.segments {
-        out.row([
-            s.segment.to_string(),
-            s.segment_label.clone(),
-            s.num_customers.to_string(),
-            s.total_spend.to_string(),
-            s.avg_clv.to_string(),
-            s.avg_age.to_string(),
-            s.avg_income.to_string(),
-            s.avg_purchase_count.to_string(),
-            s.avg_days_since_last_purchase.to_string(),
-            s.avg_purchase_frequency.to_string(),
-            s.share_of_customers.to_string(),
-            s.share_of_spend.to_string(),
-        ])?;
-    }
-    out.finish()?;
-    let mut out = Out::create(dir, "customer_behavior_metrics.csv", &BEHAVIOR)?;
-    for b in &r.behavior {
-        out.row([
-            mobile(b.customer).to_owned(),
-            b.total_spent.to_string(),
-            b.avg_transaction_value.to_string(),
-            b.max_purchase_amount.to_string(),
-            b.min_purchase_amount.to_string(),
-            b.purchase_count.to_string(),
-            opt(b.first_purchase),
-            opt(b.last_purchase),
-            b.days_since_first_purchase.to_string(),
-            b.days_since_last_purchase.to_string(),
-        ])?;
-    }
-    out.finish()?;
-    let mut out = Out::create(dir, "customer_store_summary.csv", &STORES)?;
-    for s in &r.stores {
-        out.row([
-            mobile(s.customer),
-            r.store_names[s.store as usize].as_str(),
-            &s.total_spent.to_string(),
-            &s.visit_count.to_string(),
-        ])?;
-    }
-    out.finish()?;
-    let mut out = Out::create(dir, "customer_purchase_trends.csv", &TRENDS)?;
-    for t in &r.trends {
-        out.row([
-            mobile(t.customer),
-            &t.month.to_string(),
-            &t.total_spent.to_string(),
-            &t.num_purchases.to_string(),
-        ])?;
-    }
-    out.finish()?;
     let model_path = dir.join(MODEL);
     let json = serde_json::to_vec_pretty(&r.model).map_err(|e| Error::Write {
         path: model_path.clone(),
@@ -276,48 +208,35 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<(), Error> {
     write_quality(dir, QUALITY, &r.quality)
 }
 
-const CUSTOMER_SEGMENTS: [&str; 12] = [
-    "mobile",
-    "name",
-    "age",
-    "income",
-    "gender",
-    "clv",
-    "avg_purchase_amount",
-    "purchase_count",
-    "days_since_last_purchase",
-    "purchase_frequency",
-    "segment",
-    "segment_label",
-];
-const SEGMENT_METRICS: [&str; 12] = [
-    "segment",
-    "segment_label",
-    "num_customers",
-    "total_spend",
-    "avg_clv",
-    "avg_age",
-    "avg_income",
-    "avg_purchase_count",
-    "avg_days_since_last_purchase",
-    "avg_purchase_frequency",
-    "share_of_customers",
-    "share_of_spend",
-];
-const BEHAVIOR: [&str; 10] = [
-    "mobile",
-    "total_spent",
-    "avg_transaction_value",
-    "max_purchase_amount",
-    "min_purchase_amount",
-    "purchase_count",
-    "first_purchase",
-    "last_purchase",
-    "days_since_first_purchase",
-    "days_since_last_purchase",
-];
-const STORES: [&str; 4] = ["mobile", "store", "total_spent", "visit_count"];
-const TRENDS: [&str; 4] = ["mobile", "month", "total_spent", "num_purchases"];
+/// `<table>.csv`: the declared columns, one row per report row.
+fn write_table(dir: &Path, r: &Report, table: &Table) -> Result<(), Error> {
+    let header: Vec<&str> = table.column_names().collect();
+    let mut out = Out::create(dir, &file_name(table), &header)?;
+    let mut cells = Vec::with_capacity(header.len());
+    for i in 0..(table.len)(r) {
+        cells.clear();
+        (table.cells)(r, i, &mut cells);
+        out.row(cells.iter().map(cell_text))?;
+    }
+    out.finish()
+}
+
+fn file_name(table: &Table) -> String {
+    format!("{}.csv", table.name)
+}
+
+/// A cell as checkpoint text: every number in its round-trip exact form,
+/// NULL as the empty field.
+fn cell_text(cell: &Cell<'_>) -> String {
+    match *cell {
+        Cell::Null | Cell::Dangling { .. } => String::new(),
+        Cell::Text(s) => s.to_owned(),
+        Cell::Int(n) => n.to_string(),
+        Cell::Float(x) => x.to_string(),
+        Cell::Date(d) => d.format("%Y-%m-%d").to_string(),
+        Cell::Month(m) => m.to_string(),
+    }
+}
 
 // ---------------------------------------------------------------- reading
 
@@ -326,13 +245,13 @@ struct In {
     path: PathBuf,
     reader: csv::Reader<File>,
     cols: Vec<usize>,
-    names: &'static [&'static str],
+    names: Vec<&'static str>,
     record: csv::StringRecord,
     line: u64,
 }
 
 impl In {
-    fn open(dir: &Path, name: &str, names: &'static [&'static str]) -> Result<In, Error> {
+    fn open(dir: &Path, name: &str, names: &[&'static str]) -> Result<In, Error> {
         let path = dir.join(name);
         let file = File::open(&path).map_err(|source| Error::Open {
             path: path.clone(),
@@ -364,7 +283,7 @@ impl In {
             path,
             reader,
             cols,
-            names,
+            names: names.to_vec(),
             record: csv::StringRecord::new(),
             line: 1,
         })
@@ -429,7 +348,11 @@ impl In {
         }
     }
 
-    fn customer(&self, i: usize, index: &HashMap<String, u32>) -> Result<u32, Error> {
+    fn customer(
+        &self,
+        i: usize,
+        index: &HashMap<String, CustomerIdx>,
+    ) -> Result<CustomerIdx, Error> {
         index
             .get(self.str(i))
             .copied()
@@ -450,7 +373,7 @@ fn read_quality(dir: &Path, name: &str) -> Result<Quality, Error> {
 /// quality), the purchases, and the truth when present.
 pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
     let mut j = Joined::default();
-    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut index: HashMap<String, CustomerIdx> = HashMap::new();
     let mut f = In::open(
         dir,
         CUSTOMERS_CLEAN,
@@ -464,7 +387,7 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
             income: f.opt(3)?,
             gender: f.gender(4)?,
         };
-        index.insert(c.mobile.clone(), j.customers.len() as u32);
+        index.insert(c.mobile.clone(), CustomerIdx::from_index(j.customers.len()));
         j.customers.push(c);
     }
     let mut stores = Interner::default();
@@ -488,7 +411,7 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
             let i = f.customer(0, &index)?;
             let p = Persona::parse(f.str(1))
                 .ok_or_else(|| f.err(1, format!("unknown persona `{}`", f.str(1))))?;
-            truth[i as usize] = Some(p);
+            truth[i.index()] = Some(p);
         }
         j.truth = Some(truth);
     }
@@ -497,82 +420,9 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
 
 /// Read transform's checkpoint back into a `Report`.
 pub fn read_report(dir: &Path) -> Result<Report, Error> {
-    let mut customers = Vec::new();
-    let mut index: HashMap<String, u32> = HashMap::new();
-    let mut f = In::open(dir, "customer_segments.csv", &CUSTOMER_SEGMENTS)?;
-    while f.next()? {
-        index.insert(f.str(0).to_owned(), customers.len() as u32);
-        customers.push(CustomerSegment {
-            mobile: f.str(0).to_owned(),
-            name: f.opt_string(1),
-            age: f.opt(2)?,
-            income: f.opt(3)?,
-            gender: f.gender(4)?,
-            clv: f.parse(5)?,
-            avg_purchase_amount: f.parse(6)?,
-            purchase_count: f.parse(7)?,
-            days_since_last_purchase: f.parse(8)?,
-            purchase_frequency: f.parse(9)?,
-            segment: f.parse(10)?,
-            segment_label: f.str(11).to_owned(),
-        });
-    }
-    let mut segments = Vec::new();
-    let mut f = In::open(dir, "segment_metrics.csv", &SEGMENT_METRICS)?;
-    while f.next()? {
-        segments.push(SegmentMetrics {
-            segment: f.parse(0)?,
-            segment_label: f.str(1).to_owned(),
-            num_customers: f.parse(2)?,
-            total_spend: f.parse(3)?,
-            avg_clv: f.parse(4)?,
-            avg_age: f.parse(5)?,
-            avg_income: f.parse(6)?,
-            avg_purchase_count: f.parse(7)?,
-            avg_days_since_last_purchase: f.parse(8)?,
-            avg_purchase_frequency: f.parse(9)?,
-            share_of_customers: f.parse(10)?,
-            share_of_spend: f.parse(11)?,
-        });
-    }
-    let mut behavior = Vec::new();
-    let mut f = In::open(dir, "customer_behavior_metrics.csv", &BEHAVIOR)?;
-    while f.next()? {
-        behavior.push(CustomerBehavior {
-            customer: f.customer(0, &index)?,
-            total_spent: f.parse(1)?,
-            avg_transaction_value: f.parse(2)?,
-            max_purchase_amount: f.parse(3)?,
-            min_purchase_amount: f.parse(4)?,
-            purchase_count: f.parse(5)?,
-            first_purchase: f.opt(6)?,
-            last_purchase: f.opt(7)?,
-            days_since_first_purchase: f.parse(8)?,
-            days_since_last_purchase: f.parse(9)?,
-        });
-    }
-    let mut store_names: Vec<String> = Vec::new();
-    let mut store_ids = Interner::default();
-    let mut stores = Vec::new();
-    let mut f = In::open(dir, "customer_store_summary.csv", &STORES)?;
-    while f.next()? {
-        let store = store_ids.id(&mut store_names, f.str(1));
-        stores.push(StoreSummary {
-            customer: f.customer(0, &index)?,
-            store,
-            total_spent: f.parse(2)?,
-            visit_count: f.parse(3)?,
-        });
-    }
-    let mut trends = Vec::new();
-    let mut f = In::open(dir, "customer_purchase_trends.csv", &TRENDS)?;
-    while f.next()? {
-        trends.push(PurchaseTrend {
-            customer: f.customer(0, &index)?,
-            month: f.parse(1)?,
-            total_spent: f.parse(2)?,
-            num_purchases: f.parse(3)?,
-        });
+    let mut parts = ReportParts::default();
+    for table in TABLES {
+        read_table(dir, table, &mut parts)?;
     }
     let model_path = dir.join(MODEL);
     let text = std::fs::read(&model_path).map_err(|source| Error::Open {
@@ -585,13 +435,28 @@ pub fn read_report(dir: &Path) -> Result<Report, Error> {
         message: e.to_string(),
     })?;
     Ok(Report {
-        customers,
-        behavior,
-        segments,
-        store_names,
-        stores,
-        trends,
+        customers: parts.customers,
+        behavior: parts.behavior,
+        segments: parts.segments,
+        store_names: parts.store_names,
+        stores: parts.stores,
+        trends: parts.trends,
         model,
         quality: read_quality(dir, QUALITY)?,
     })
+}
+
+/// Parse `<table>.csv` by its declared columns into `parts`.
+fn read_table(dir: &Path, table: &Table, parts: &mut ReportParts) -> Result<(), Error> {
+    let names: Vec<&'static str> = table.column_names().collect();
+    let mut f = In::open(dir, &file_name(table), &names)?;
+    let mut values = Vec::with_capacity(names.len());
+    while f.next()? {
+        values.clear();
+        for (i, column) in table.columns.iter().enumerate() {
+            values.push(Value::parse(column, f.str(i)).map_err(|m| f.err(i, m))?);
+        }
+        (table.read)(parts, &Fields { values: &values }).map_err(|e| f.err(e.column, e.message))?;
+    }
+    Ok(())
 }

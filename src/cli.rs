@@ -121,9 +121,8 @@ pub struct ExtractArgs {
     /// Customers CSV to read (default: data/customers.csv)
     #[arg(long, value_name = "FILE")]
     pub customers: Option<PathBuf>,
-    /// Base URL of the purchase API, e.g. http://127.0.0.1:8000
-    #[arg(long, value_name = "URL")]
-    pub api_url: Option<String>,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// Checkpoint directory to write (default: out/extract)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -139,6 +138,19 @@ pub struct ExtractArgs {
     /// Attempts per batch before giving up (default: 8)
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
+}
+
+/// Where purchases come from over HTTP.
+#[derive(Debug, Args)]
+pub struct UpstreamArgs {
+    /// Base URL of the purchase API, e.g. http://127.0.0.1:8000 (`run`
+    /// starts an in-process mock when neither this nor a file is given)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Header sent with every API request, e.g. 'Authorization: Bearer …'
+    /// (repeatable; the value is never printed)
+    #[arg(long = "api-header", value_name = "NAME: VALUE")]
+    pub api_headers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -180,9 +192,8 @@ pub struct RunArgs {
     /// Number of KMeans segments, or `auto` (default: auto)
     #[arg(long, value_name = "auto|N")]
     pub k: Option<String>,
-    /// Use this purchase API instead of the in-process mock
-    #[arg(long, value_name = "URL")]
-    pub api_url: Option<String>,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// postgres://… or sqlite://PATH (default: sqlite://segpipe.db)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,

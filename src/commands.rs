@@ -5,21 +5,23 @@
 //! `pipeline`). Results go to stdout, logs to stderr.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use tracing::info;
 
-use crate::api::{self, ApiOpts};
+use crate::api;
 use crate::checkpoint;
-use crate::cli::{AsOfArg, Cli, Command, SeedArg};
+use crate::cli::{AsOfArg, Cli, Command, SeedArg, UpstreamArgs};
 use crate::config::{Override, Settings, flag, path_flag};
 use crate::error::Error;
-use crate::extract::{self, ExtractOpts, customers};
-use crate::generate::{self, GenerateOpts};
-use crate::load::{self, LoadOpts, Target};
+use crate::extract::{self, customers};
+use crate::generate;
+use crate::load::{self, Target};
+use crate::opts::{api_opts, extract_opts, generate_opts, load_opts, transform_opts};
 use crate::pipeline;
-use crate::transform::{self, TransformOpts};
+use crate::summary;
+use crate::transform;
 
 /// Run the chosen subcommand.
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
@@ -49,6 +51,13 @@ fn out(text: &str) -> Result<(), Error> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(Error::Stdout)
+}
+
+fn upstream(o: &mut Vec<Override>, a: &UpstreamArgs) {
+    flag(o, "api_url", a.api_url.clone());
+    if !a.api_headers.is_empty() {
+        flag(o, "api_headers", Some(a.api_headers.clone()));
+    }
 }
 
 fn overrides(cmd: &Command) -> Vec<Override> {
@@ -84,7 +93,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
         }
         Command::Extract(a) => {
             path_flag(&mut o, "extract.customers", a.customers.as_ref());
-            flag(&mut o, "api_url", a.api_url.clone());
+            upstream(&mut o, &a.upstream);
             path_flag(&mut o, "extract.out", a.out.as_ref());
             path_flag(&mut o, "extract.truth", a.truth.as_ref());
             flag(&mut o, "extract.batch_size", a.batch_size.map(|n| n as u64));
@@ -107,95 +116,13 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             seed(&mut o, &a.seed);
             as_of(&mut o, &a.as_of);
             flag(&mut o, "transform.k", a.k.clone());
-            flag(&mut o, "api_url", a.api_url.clone());
+            upstream(&mut o, &a.upstream);
             flag(&mut o, "database_url", a.database_url.clone());
             path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
         }
         Command::Config(_) => {}
     }
     o
-}
-
-// ------------------------------------------------------------ stage opts
-
-pub(crate) fn generate_opts(s: &Settings) -> GenerateOpts {
-    let g = &s.generate;
-    GenerateOpts {
-        customers: g.customers,
-        seed: s.seed,
-        dirt: generate::Dirt {
-            duplicate_rate: g.duplicate_rate,
-            missing_age_rate: g.missing_age_rate,
-            missing_income_rate: g.missing_income_rate,
-            malformed_mobile_rate: g.malformed_mobile_rate,
-        },
-    }
-}
-
-pub(crate) fn api_opts(s: &Settings, as_of: NaiveDate, bind: &str) -> ApiOpts {
-    let a = &s.api;
-    ApiOpts {
-        bind: bind.to_owned(),
-        seed: s.seed,
-        as_of,
-        max_mobiles: a.max_mobiles,
-        fail_rate: a.fail_rate,
-        latency_ms: a.latency_ms,
-        threads: a.threads,
-        dirt: api::Dirt {
-            null_date_rate: a.null_date_rate,
-            dmy_date_rate: a.dmy_date_rate,
-            null_amount_rate: a.null_amount_rate,
-            null_store_rate: a.null_store_rate,
-            duplicate_purchase_rate: a.duplicate_purchase_rate,
-        },
-    }
-}
-
-pub(crate) fn extract_opts(s: &Settings, api_url: &str) -> ExtractOpts {
-    let e = &s.extract;
-    ExtractOpts {
-        api_url: api_url.to_owned(),
-        batch_size: e.batch_size,
-        workers: e.workers,
-        max_attempts: e.max_attempts,
-        connect_timeout: Duration::from_millis(e.connect_timeout_ms),
-        read_timeout: Duration::from_millis(e.read_timeout_ms),
-        backoff_base: Duration::from_millis(e.backoff_base_ms),
-        backoff_max: Duration::from_millis(e.backoff_max_ms),
-    }
-}
-
-pub(crate) fn transform_opts(
-    s: &Settings,
-    as_of: NaiveDate,
-    started_at: DateTime<Utc>,
-) -> TransformOpts {
-    let t = &s.transform;
-    TransformOpts {
-        as_of,
-        seed: s.seed,
-        k: t.k,
-        k_min: t.k_min,
-        k_max: t.k_max,
-        features: t.features.clone(),
-        log1p: t.log1p,
-        restarts: t.restarts,
-        max_iter: t.max_iter,
-        silhouette_sample: t.silhouette_sample,
-        run_id: run_id(started_at, s.seed),
-        started_at,
-    }
-}
-
-/// A run id that sorts by time and differs between runs in the same second.
-pub(crate) fn run_id(at: DateTime<Utc>, seed: u64) -> String {
-    let salt = crate::rng::hash(&[
-        &at.timestamp_nanos_opt().unwrap_or_default().to_le_bytes(),
-        &seed.to_le_bytes(),
-        &std::process::id().to_le_bytes(),
-    ]);
-    format!("{}-{:08x}", at.format("%Y%m%dT%H%M%SZ"), salt as u32)
 }
 
 // ------------------------------------------------------------ shells
@@ -224,7 +151,7 @@ fn generate_cmd(s: &Settings) -> Result<(), Error> {
 }
 
 /// The truth file extract uses: the configured one, else `<stem>.truth.csv` if present.
-pub(crate) fn truth_for(s: &Settings) -> Result<Option<extract::Truth>, Error> {
+fn truth_for(s: &Settings) -> Result<Option<extract::Truth>, Error> {
     let path = match &s.extract.truth {
         Some(p) => p.clone(),
         None => {
@@ -274,7 +201,7 @@ fn transform_cmd(s: &Settings) -> Result<(), Error> {
     checkpoint::write_report(&s.transform.out, &report)?;
     out(&format!(
         "{}wrote {} in {:.2}s\n",
-        pipeline::describe_report(&report),
+        summary::describe_report(&report),
         s.transform.out.display(),
         started.elapsed().as_secs_f64()
     ))
@@ -291,11 +218,4 @@ fn load_cmd(s: &Settings) -> Result<(), Error> {
         summary.destination,
         started.elapsed().as_secs_f64()
     ))
-}
-
-/// Load options; the failure hook is for tests and only read from the env.
-pub(crate) fn load_opts() -> LoadOpts {
-    LoadOpts {
-        fail_after_table: std::env::var("SEGPIPE_TEST_FAIL_AFTER_TABLE").ok(),
-    }
 }

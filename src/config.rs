@@ -5,11 +5,13 @@
 //! such as `SEGPIPE_TEST_DATABASE_URL` can never trip `deny_unknown_fields`;
 //! an unknown key in the file always does.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::secret::DatabaseUrl;
+use crate::transform::KChoice;
 
 /// Why settings could not be built. Always a usage/config error (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -28,125 +30,6 @@ pub enum Error {
     Value { key: &'static str, message: String },
 }
 
-/// A database URL whose password never reaches logs or output.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        DatabaseUrl(url.into())
-    }
-
-    /// The real URL, for connecting only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn masked(&self) -> String {
-        let url = &self.0;
-        let Some(scheme_end) = url.find("://") else {
-            return url.clone();
-        };
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        let Some(at) = authority.rfind('@') else {
-            return mask_query_password(url);
-        };
-        let userinfo = &authority[..at];
-        let masked_userinfo = match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***"),
-            None => userinfo.to_owned(),
-        };
-        mask_query_password(&format!(
-            "{}{}{}",
-            &url[..scheme_end + 3],
-            masked_userinfo,
-            &rest[at..]
-        ))
-    }
-}
-
-/// libpq also takes `?password=…`; mask that too.
-fn mask_query_password(url: &str) -> String {
-    let Some(q) = url.find('?') else {
-        return url.to_owned();
-    };
-    let (base, query) = url.split_at(q + 1);
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_owned(),
-        })
-        .collect();
-    format!("{base}{}", parts.join("&"))
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({})", self.masked())
-    }
-}
-
-/// KMeans k: a number, or `auto` (silhouette sweep).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KChoice {
-    Auto,
-    Fixed(u32),
-}
-
-impl std::str::FromStr for KChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("auto") {
-            return Ok(KChoice::Auto);
-        }
-        match s.trim().parse::<u32>() {
-            Ok(k) if (1..=64).contains(&k) => Ok(KChoice::Fixed(k)),
-            _ => Err(format!("`{s}` is not `auto` or a number from 1 to 64")),
-        }
-    }
-}
-
-impl fmt::Display for KChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KChoice::Auto => f.write_str("auto"),
-            KChoice::Fixed(k) => write!(f, "{k}"),
-        }
-    }
-}
-
-impl Serialize for KChoice {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for KChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => n.to_string().parse().map_err(serde::de::Error::custom),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// Effective settings of one invocation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -159,6 +42,9 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     /// External purchase API; unset means `run` starts the in-process mock.
     pub api_url: Option<String>,
+    /// Headers sent with every API request, as `"Name: value"`; values are
+    /// secrets (masked in every output).
+    pub api_headers: Vec<String>,
     pub generate: GenerateSettings,
     pub api: ApiSettings,
     pub extract: ExtractSettings,
@@ -218,6 +104,8 @@ pub struct ExtractSettings {
     pub read_timeout_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+    /// Longest one batch may take, retries included.
+    pub batch_deadline_ms: u64,
 }
 
 /// `[transform]`: cleaning, features and KMeans.
@@ -259,6 +147,7 @@ impl Default for Settings {
             as_of: None,
             database_url: DatabaseUrl::new("sqlite://segpipe.db"),
             api_url: None,
+            api_headers: Vec::new(),
             generate: GenerateSettings::default(),
             api: ApiSettings::default(),
             extract: ExtractSettings::default(),
@@ -270,13 +159,14 @@ impl Default for Settings {
 
 impl Default for GenerateSettings {
     fn default() -> Self {
+        let dirt = crate::generate::Dirt::default();
         GenerateSettings {
             customers: 10_000,
             out: PathBuf::from("data/customers.csv"),
-            duplicate_rate: 0.05,
-            missing_age_rate: 0.10,
-            missing_income_rate: 0.02,
-            malformed_mobile_rate: 0.01,
+            duplicate_rate: dirt.duplicate_rate,
+            missing_age_rate: dirt.missing_age_rate,
+            missing_income_rate: dirt.missing_income_rate,
+            malformed_mobile_rate: dirt.malformed_mobile_rate,
         }
     }
 }
@@ -308,9 +198,10 @@ impl Default for ExtractSettings {
             workers: 4,
             max_attempts: 8,
             connect_timeout_ms: 2_000,
-            read_timeout_ms: 60_000,
+            read_timeout_ms: 30_000,
             backoff_base_ms: 50,
             backoff_max_ms: 2_000,
+            batch_deadline_ms: 60_000,
         }
     }
 }
@@ -450,6 +341,7 @@ impl Settings {
             ("extract.batch_size", self.extract.batch_size as u64),
             ("extract.workers", self.extract.workers as u64),
             ("extract.max_attempts", u64::from(self.extract.max_attempts)),
+            ("extract.batch_deadline_ms", self.extract.batch_deadline_ms),
             ("api.max_mobiles", self.api.max_mobiles as u64),
             ("transform.restarts", u64::from(self.transform.restarts)),
             ("transform.max_iter", u64::from(self.transform.max_iter)),
@@ -475,15 +367,24 @@ impl Settings {
                 ),
             });
         }
+        for raw in &self.api_headers {
+            if let Err(message) = parse_header(raw) {
+                return Err(Error::Value {
+                    key: "api_headers",
+                    message,
+                });
+            }
+        }
         let url = self.database_url.expose();
         if !(url.starts_with("postgres://")
             || url.starts_with("postgresql://")
-            || url.starts_with("sqlite://"))
+            || url.starts_with("sqlite://")
+            || self.database_url.is_conninfo())
         {
             return Err(Error::Value {
                 key: "database_url",
                 message: format!(
-                    "`{}` is not postgres://…, postgresql://… or sqlite://PATH",
+                    "`{}` is not postgres://…, postgresql://…, host=… dbname=… or sqlite://PATH",
                     self.database_url
                 ),
             });
@@ -496,13 +397,45 @@ impl Settings {
         self.as_of.unwrap_or_else(|| Utc::now().date_naive())
     }
 
+    /// `api_headers` as (name, value) pairs; validated when settings load.
+    pub fn api_headers(&self) -> Vec<(String, String)> {
+        self.api_headers
+            .iter()
+            .filter_map(|raw| parse_header(raw).ok())
+            .collect()
+    }
+
     /// TOML rendering with secrets masked, for `segpipe config`.
     pub fn to_masked_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = DatabaseUrl::new(self.database_url.masked());
+        shown.api_url = self.api_url.as_deref().map(crate::secret::mask_url);
+        shown.api_headers = self
+            .api_headers()
+            .into_iter()
+            .map(|(name, _)| format!("{name}: {}", crate::secret::MASK))
+            .collect();
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
+}
+
+/// `Name: value` → (name, value); the name must be a valid header token.
+fn parse_header(raw: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = raw.split_once(':') else {
+        let name = raw.split_whitespace().next().unwrap_or_default();
+        return Err(format!("`{name}…` is not `Name: value`"));
+    };
+    let name = name.trim();
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("`{name}` is not a header name"));
+    }
+    let value = value.trim();
+    if value.chars().any(|c| c.is_control()) {
+        return Err(format!("the value of `{name}` holds a control character"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 /// Keys that can be set from `SEGPIPE_*` env vars (dots become `_`).
@@ -537,6 +470,7 @@ const ENV_KEYS: &[&str] = &[
     "extract.read_timeout_ms",
     "extract.backoff_base_ms",
     "extract.backoff_max_ms",
+    "extract.batch_deadline_ms",
     "transform.input",
     "transform.out",
     "transform.k",
@@ -666,28 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_masked() {
-        let cases = [
-            (
-                "postgres://user:secret@host:5432/db",
-                "postgres://user:***@host:5432/db",
-            ),
-            ("postgresql://user@host/db", "postgresql://user@host/db"),
-            (
-                "postgres://u:p%40ss@h/db?sslmode=disable",
-                "postgres://u:***@h/db?sslmode=disable",
-            ),
-            (
-                "postgres://h/db?user=u&password=pw",
-                "postgres://h/db?user=u&password=***",
-            ),
-            ("sqlite://segpipe.db", "sqlite://segpipe.db"),
-        ];
-        for (raw, want) in cases {
-            let url = DatabaseUrl::new(raw);
-            assert_eq!(url.to_string(), want);
-            assert!(!format!("{url:?}").contains("secret"));
-        }
+    fn config_output_masks_the_password() {
         let s = Settings {
             database_url: DatabaseUrl::new("postgres://u:hunter2@h/db"),
             ..Settings::default()

@@ -49,18 +49,31 @@ impl Error {
                 | extract::Error::Structural { .. }
                 | extract::Error::Truth { .. }
                 | extract::Error::ApiUrl { .. } => 2,
-                extract::Error::Batch { .. } | extract::Error::Write { .. } => 1,
+                extract::Error::Batch { .. } => 1,
             },
             Error::Transform(e) => match e {
                 transform::Error::NoCustomers | transform::Error::Features { .. } => 2,
             },
             Error::Load(e) => match e {
                 load::Error::Url { .. } => 2,
-                _ => 1,
+                load::Error::Runtime(_)
+                | load::Error::Connect { .. }
+                | load::Error::Lock(_)
+                | load::Error::Migrate { .. }
+                | load::Error::MigratePostgres { .. }
+                | load::Error::MigrateSqlite { .. }
+                | load::Error::Ddl { .. }
+                | load::Error::Copy { .. }
+                | load::Error::Value { .. }
+                | load::Error::Injected { .. }
+                | load::Error::Record(_)
+                | load::Error::Commit(_)
+                | load::Error::Dir { .. }
+                | load::Error::Sqlite { .. } => 1,
             },
             Error::Checkpoint(e) => match e {
                 checkpoint::Error::Write { .. } => 1,
-                _ => 2,
+                checkpoint::Error::Open { .. } | checkpoint::Error::Parse { .. } => 2,
             },
             Error::Stdout(_) => 1,
         }
@@ -77,17 +90,45 @@ impl Error {
     }
 }
 
-/// Join an error and its `source()` chain with `: `, skipping repeats.
+/// Longest part of an error chain kept on the line (an upstream's HTML page
+/// or a PostgreSQL DETAIL can be long).
+const PART_MAX: usize = 300;
+
+/// Join an error and its `source()` chain with `: ` on one line, skipping
+/// repeats: each part has its line breaks folded and is cut to a readable
+/// length (DESIGN §6).
 pub fn chain(err: &dyn StdError) -> String {
-    let mut out = err.to_string();
+    let mut out = one_line(&err.to_string(), PART_MAX);
     let mut cur = err.source();
     while let Some(e) = cur {
-        let msg = e.to_string();
+        let msg = one_line(&e.to_string(), PART_MAX);
         if !msg.is_empty() && !out.ends_with(&msg) {
             out.push_str(": ");
             out.push_str(&msg);
         }
         cur = e.source();
+    }
+    out
+}
+
+/// `text` with every run of white space (line breaks included) folded into
+/// one space, cut to `max` characters with `…`.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 4));
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        if chars > 0 {
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= max {
+                out.push('…');
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
     }
     out
 }
@@ -105,6 +146,21 @@ mod tests {
         assert!(!err.is_broken_pipe());
         let pipe = Error::Stdout(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "x"));
         assert!(pipe.is_broken_pipe());
+    }
+
+    // See: issue 8
+    #[test]
+    fn issue_8_multi_line_causes_print_on_one_line() {
+        let html =
+            "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n</body>\n</html>\n";
+        let err = Error::Stdout(std::io::Error::other(html));
+        assert_eq!(
+            err.chain(),
+            "cannot write to stdout: <html> <head><title>502 Bad Gateway</title></head> <body> </body> </html>"
+        );
+        let long = "x".repeat(1000);
+        let line = one_line(&long, 10);
+        assert_eq!(line, format!("{}…", "x".repeat(10)));
     }
 
     #[test]

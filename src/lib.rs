@@ -19,9 +19,14 @@ pub mod load;
 pub mod logging;
 pub mod mobile;
 pub mod model;
+pub mod opts;
 pub mod pipeline;
 pub mod progress;
+pub mod report_tables;
 pub mod rng;
+pub mod secret;
+pub mod summary;
+pub mod table;
 pub mod transform;
 
 pub use error::Error;

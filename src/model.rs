@@ -11,8 +11,23 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Index of a customer in `Joined::customers` / `Report::customers`.
-pub type CustomerId = u32;
+/// Position of a customer in `Joined::customers` / `Report::customers`: the
+/// index that keeps purchases, features, segments and report rows aligned
+/// with their customer across extract and transform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerIdx(u32);
+
+impl CustomerIdx {
+    /// The customer at position `i`. Extract bounds the customer count far
+    /// below `u32::MAX`, so this cannot fail for a real position.
+    pub fn from_index(i: usize) -> CustomerIdx {
+        CustomerIdx(u32::try_from(i).expect("customer positions fit u32 (extract bounds them)"))
+    }
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 /// Index of a store name in `Joined::stores` / `Report::store_names`.
 pub type StoreId = u32;
 
@@ -163,7 +178,7 @@ fn parse_exact(text: &str, fmt: &str) -> Option<NaiveDate> {
 /// One purchase as fetched, joined to its customer. 24 bytes: see module doc.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Purchase {
-    pub customer: CustomerId,
+    pub customer: CustomerIdx,
     store: StoreId,
     pub date: RawDate,
     amount: f64,
@@ -173,7 +188,7 @@ const NO_STORE: StoreId = StoreId::MAX;
 
 impl Purchase {
     pub fn new(
-        customer: CustomerId,
+        customer: CustomerIdx,
         date: RawDate,
         amount: Option<f64>,
         store: Option<StoreId>,
@@ -291,7 +306,7 @@ pub struct CustomerSegment {
 /// customer_behavior_metrics row; `customer` indexes `Report::customers`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CustomerBehavior {
-    pub customer: CustomerId,
+    pub customer: CustomerIdx,
     pub total_spent: f64,
     pub avg_transaction_value: f64,
     pub max_purchase_amount: f64,
@@ -323,7 +338,7 @@ pub struct SegmentMetrics {
 /// customer_store_summary row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreSummary {
-    pub customer: CustomerId,
+    pub customer: CustomerIdx,
     pub store: StoreId,
     pub total_spent: f64,
     pub visit_count: u32,
@@ -332,7 +347,7 @@ pub struct StoreSummary {
 /// customer_purchase_trends row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PurchaseTrend {
-    pub customer: CustomerId,
+    pub customer: CustomerIdx,
     pub month: YearMonth,
     pub total_spent: f64,
     pub num_purchases: u32,
@@ -397,18 +412,9 @@ pub struct Report {
 }
 
 impl Report {
-    /// Row counts per table, as recorded in pipeline_runs.
+    /// Row counts per report table, as recorded in pipeline_runs.
     pub fn row_counts(&self) -> BTreeMap<String, u64> {
-        [
-            ("customer_segments", self.customers.len()),
-            ("segment_metrics", self.segments.len()),
-            ("customer_behavior_metrics", self.behavior.len()),
-            ("customer_store_summary", self.stores.len()),
-            ("customer_purchase_trends", self.trends.len()),
-        ]
-        .into_iter()
-        .map(|(t, n)| (t.to_owned(), n as u64))
-        .collect()
+        crate::report_tables::row_counts(self)
     }
 }
 
@@ -429,9 +435,14 @@ mod tests {
     #[test]
     fn purchase_is_compact_and_keeps_nulls() {
         assert_eq!(std::mem::size_of::<Purchase>(), 24);
-        let p = Purchase::new(3, RawDate::Null, None, None);
+        let p = Purchase::new(CustomerIdx::from_index(3), RawDate::Null, None, None);
         assert_eq!((p.amount(), p.store()), (None, None));
-        let p = Purchase::new(3, RawDate::Null, Some(0.0), Some(0));
+        let p = Purchase::new(
+            CustomerIdx::from_index(3),
+            RawDate::Null,
+            Some(0.0),
+            Some(0),
+        );
         assert_eq!((p.amount(), p.store()), (Some(0.0), Some(0)));
     }
 

@@ -10,15 +10,16 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tracing::{debug, warn};
 
 use super::{Error, ExtractOpts};
+use crate::error::one_line;
 use crate::interner::Interner;
 use crate::mobile;
-use crate::model::{Customer, CustomerId, Purchase, RawDate};
+use crate::model::{Customer, CustomerIdx, Purchase, RawDate};
 use crate::rng;
 
 /// Purchases fetched for all customers, with local tables already merged.
@@ -38,11 +39,16 @@ pub struct Fetched {
 /// Why one request failed; the source of `Error::Batch`.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
+    /// `body` is folded onto one line and cut (an HTML error page is long).
     #[error("HTTP {status}: {body}")]
     Status { status: u16, body: String },
+    /// A POST is never re-sent elsewhere: following it as a GET is how an
+    /// upstream's "moved" answer once became "nobody bought anything".
+    #[error("HTTP {status} redirect to `{location}`, not followed for a POST")]
+    Redirect { status: u16, location: String },
     #[error("request failed")]
     Transport(#[source] ureq::Error),
-    #[error("response is not the expected JSON")]
+    #[error("HTTP 200 but the body is not the purchase-history JSON")]
     Json(#[source] serde_json::Error),
     #[error("the server refuses even a single mobile (413)")]
     TooLargeForOne,
@@ -52,9 +58,24 @@ impl RequestError {
     fn retryable(&self) -> bool {
         match self {
             RequestError::Status { status, .. } => *status == 429 || *status >= 500,
-            // A cut connection can truncate the body: retry that too.
+            // A cut connection or a truncated or garbled 200 body: a retry
+            // may well get the real answer.
             RequestError::Transport(_) | RequestError::Json(_) => true,
-            RequestError::TooLargeForOne => false,
+            RequestError::Redirect { .. } | RequestError::TooLargeForOne => false,
+        }
+    }
+
+    /// What the retry warning names: the status, or the kind of failure.
+    fn short(&self) -> String {
+        match self {
+            RequestError::Status { status, .. } | RequestError::Redirect { status, .. } => {
+                format!("HTTP {status}")
+            }
+            RequestError::Transport(e) => one_line(&e.to_string(), 120),
+            RequestError::Json(_) => {
+                "HTTP 200 with a body that is not the contract's JSON".to_owned()
+            }
+            RequestError::TooLargeForOne => "HTTP 413".to_owned(),
         }
     }
 }
@@ -86,9 +107,36 @@ struct BatchOut {
     unmatched: u64,
 }
 
+impl BatchOut {
+    /// Append one answer (of a batch split after a 413), re-numbering its
+    /// local ids into this batch's tables.
+    fn absorb(&mut self, piece: BatchOut, stores: &mut Interner) {
+        let remap: Vec<u32> = piece
+            .stores
+            .iter()
+            .map(|name| stores.id(&mut self.stores, name))
+            .collect();
+        let date_offset = self.odd_dates.len() as u32;
+        self.odd_dates.extend(piece.odd_dates);
+        self.unmatched += piece.unmatched;
+        self.purchases.extend(piece.purchases.into_iter().map(|p| {
+            let date = match p.date {
+                RawDate::Text(i) => RawDate::Text(i + date_offset),
+                d => d,
+            };
+            Purchase::new(
+                p.customer,
+                date,
+                p.amount(),
+                p.store().map(|s| remap[s as usize]),
+            )
+        }));
+    }
+}
+
 struct Shared<'a> {
     customers: &'a [Customer],
-    index: HashMap<u64, CustomerId>,
+    index: HashMap<u64, CustomerIdx>,
     opts: &'a ExtractOpts,
     url: String,
     next: AtomicUsize,
@@ -103,7 +151,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     let base = opts.api_url.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(Error::ApiUrl {
-            url: opts.api_url.clone(),
+            url: crate::secret::mask_url(&opts.api_url),
             message: "expected http://HOST:PORT or https://…".to_owned(),
         });
     }
@@ -112,7 +160,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         index: customers
             .iter()
             .enumerate()
-            .map(|(i, c)| (mobile::key(&c.mobile), i as CustomerId))
+            .map(|(i, c)| (mobile::key(&c.mobile), CustomerIdx::from_index(i)))
             .collect(),
         opts,
         url: format!("{base}/purchase-history"),
@@ -162,11 +210,15 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     }
     let mut merger = merger.into_inner().unwrap_or_else(|p| p.into_inner());
     merger.drain_ready(&slots);
-    let mut merged = merger.out;
-    merged.requests = shared.requests.load(Ordering::Relaxed);
-    merged.retries = shared.retries.load(Ordering::Relaxed);
-    merged.splits = shared.splits.load(Ordering::Relaxed);
-    Ok(merged)
+    Ok(Fetched {
+        purchases: merger.out.purchases,
+        stores: merger.out.stores,
+        odd_dates: merger.out.odd_dates,
+        unmatched: merger.out.unmatched,
+        requests: shared.requests.load(Ordering::Relaxed),
+        retries: shared.retries.load(Ordering::Relaxed),
+        splits: shared.splits.load(Ordering::Relaxed),
+    })
 }
 
 /// Appends finished batches in batch order as soon as they are ready, so
@@ -175,7 +227,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
 #[derive(Default)]
 struct Merger {
     next: usize,
-    out: Fetched,
+    out: BatchOut,
     store_ids: Interner,
 }
 
@@ -185,34 +237,9 @@ impl Merger {
             let Some(batch) = lock(slot).take() else {
                 return;
             };
-            self.absorb(batch);
+            self.out.absorb(batch, &mut self.store_ids);
             self.next += 1;
         }
-    }
-
-    /// Re-number the batch's local store and odd-date ids into the result's.
-    fn absorb(&mut self, batch: BatchOut) {
-        let out = &mut self.out;
-        let remap: Vec<u32> = batch
-            .stores
-            .into_iter()
-            .map(|name| self.store_ids.id(&mut out.stores, &name))
-            .collect();
-        let date_offset = out.odd_dates.len() as u32;
-        out.odd_dates.extend(batch.odd_dates);
-        out.unmatched += batch.unmatched;
-        out.purchases.extend(batch.purchases.into_iter().map(|p| {
-            let date = match p.date {
-                RawDate::Text(i) => RawDate::Text(i + date_offset),
-                d => d,
-            };
-            Purchase::new(
-                p.customer,
-                date,
-                p.amount(),
-                p.store().map(|s| remap[s as usize]),
-            )
-        }));
     }
 }
 
@@ -227,6 +254,7 @@ fn agent(opts: &ExtractOpts) -> ureq::Agent {
         .timeout_recv_response(Some(opts.read_timeout))
         .timeout_recv_body(Some(opts.read_timeout))
         .http_status_as_error(false)
+        .max_redirects(0)
         .build()
         .into()
 }
@@ -240,16 +268,16 @@ fn fetch_batch(
     let mut out = BatchOut::default();
     let mut stores = Interner::default();
     let mut pending = vec![range.clone()];
+    let deadline = Instant::now() + shared.opts.batch_deadline;
     // Depth-first over halves keeps the purchases in customer order.
     while let Some(r) = pending.pop() {
         let mobiles: Vec<String> = shared.customers[r.clone()]
             .iter()
             .map(|c| format!("+{}", c.mobile))
             .collect();
-        match post_with_retries(shared, agent, index, &mobiles) {
-            Ok(body) => parse_into(shared, &body, &mut out, &mut stores).map_err(|source| {
-                batch_error(shared, index, &range, shared.opts.max_attempts, source)
-            })?,
+        let parse = |body: &[u8]| parse_batch(shared, body);
+        match post_with_retries(shared, agent, index, &mobiles, deadline, parse) {
+            Ok(piece) => out.absorb(piece, &mut stores),
             Err((_, RequestError::Status { status: 413, .. })) if r.len() > 1 => {
                 shared.splits.fetch_add(1, Ordering::Relaxed);
                 let mid = r.start + r.len() / 2;
@@ -289,42 +317,64 @@ fn batch_error(
         mobiles: range.len(),
         first: format!("+{}", shared.customers[range.start].mobile),
         attempts,
-        url: shared.url.clone(),
+        url: crate::secret::mask_url(&shared.url),
         source: Box::new(e),
     }
 }
 
-/// POST one request, retrying transient failures with backoff and jitter.
-fn post_with_retries(
+/// POST one request and parse its answer, retrying transient failures
+/// (including a 200 whose body does not parse) with backoff and jitter,
+/// until `max_attempts` or the batch's deadline. The error carries the
+/// number of attempts really made.
+fn post_with_retries<T>(
     shared: &Shared<'_>,
     agent: &ureq::Agent,
     index: usize,
     mobiles: &[String],
-) -> Result<Vec<u8>, (u32, RequestError)> {
+    deadline: Instant,
+    mut parse: impl FnMut(&[u8]) -> Result<T, RequestError>,
+) -> Result<T, (u32, RequestError)> {
     let opts = shared.opts;
     let body = serde_json::json!({ "mobiles": mobiles }).to_string();
     let mut attempt = 0;
     loop {
         attempt += 1;
         shared.requests.fetch_add(1, Ordering::Relaxed);
-        let (err, retry_after) = match post(agent, &shared.url, &body) {
-            Ok(bytes) => return Ok(bytes),
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (err, retry_after) = match post(agent, shared, &body, remaining) {
+            Ok(bytes) => match parse(&bytes) {
+                Ok(parsed) => return Ok(parsed),
+                Err(e) => (e, None),
+            },
             Err(e) => e,
         };
+        let wait = backoff(opts, index, attempt, retry_after);
         if !err.retryable()
             || attempt >= opts.max_attempts
             || shared.cancelled.load(Ordering::Relaxed)
+            || Instant::now() + wait >= deadline
         {
             return Err((attempt, err));
         }
         shared.retries.fetch_add(1, Ordering::Relaxed);
-        let wait = backoff(opts, index, attempt, retry_after);
-        warn!(message = "Retrying batch.", batch = index, attempt, error = %err, wait_ms = wait.as_millis() as u64);
+        warn!(
+            message = format!(
+                "Retrying batch {index}: attempt {attempt} of {} failed ({}), next try in {} ms.",
+                opts.max_attempts,
+                err.short(),
+                wait.as_millis()
+            ),
+            batch = index,
+            attempt,
+            max_attempts = opts.max_attempts,
+            error = %one_line(&crate::error::chain(&err), 200),
+        );
         std::thread::sleep(wait);
     }
 }
 
-/// Full-jitter exponential backoff; a server's Retry-After is a floor.
+/// Exponential backoff with equal jitter (half fixed, half random, so
+/// waits still grow); a server's Retry-After is a floor.
 fn backoff(
     opts: &ExtractOpts,
     index: usize,
@@ -348,22 +398,43 @@ fn backoff(
 
 fn post(
     agent: &ureq::Agent,
-    url: &str,
+    shared: &Shared<'_>,
     body: &str,
+    remaining: Duration,
 ) -> Result<Vec<u8>, (RequestError, Option<Duration>)> {
-    let mut resp = agent
-        .post(url)
+    let mut req = agent
+        .post(&shared.url)
         .header("content-type", "application/json")
-        .header("accept", "application/json")
+        .header("accept", "application/json");
+    for (name, value) in &shared.opts.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    let mut resp = req
+        .config()
+        .timeout_global(Some(remaining))
+        .build()
         .send(body)
         .map_err(|e| (RequestError::Transport(e), None))?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after = header("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    if (300..400).contains(&status) {
+        let location = header("location").unwrap_or_default();
+        return Err((
+            RequestError::Redirect {
+                status,
+                location: one_line(&crate::secret::mask_url(&location), 200),
+            },
+            None,
+        ));
+    }
     let bytes = resp
         .body_mut()
         .with_config()
@@ -373,18 +444,15 @@ fn post(
     if status == 200 {
         return Ok(bytes);
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let body: String = text.chars().take(200).collect();
+    let body = one_line(&String::from_utf8_lossy(&bytes), 200);
     Err((RequestError::Status { status, body }, retry_after))
 }
 
-fn parse_into(
-    shared: &Shared<'_>,
-    body: &[u8],
-    out: &mut BatchOut,
-    stores: &mut Interner,
-) -> Result<(), RequestError> {
+/// One answer's purchases, with answer-local store and date tables.
+fn parse_batch(shared: &Shared<'_>, body: &[u8]) -> Result<BatchOut, RequestError> {
     let resp: Response<'_> = serde_json::from_slice(body).map_err(RequestError::Json)?;
+    let mut out = BatchOut::default();
+    let mut stores = Interner::default();
     out.purchases.reserve(resp.purchases.len());
     for p in resp.purchases {
         let customer = mobile::normalize(&p.mobile)
@@ -399,7 +467,7 @@ fn parse_into(
         out.purchases
             .push(Purchase::new(customer, date, p.amount, store));
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -416,6 +484,8 @@ mod tests {
             read_timeout: Duration::from_millis(200),
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_millis(1000),
+            batch_deadline: Duration::from_secs(60),
+            headers: Vec::new(),
         }
     }
 

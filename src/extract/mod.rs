@@ -27,6 +27,11 @@ pub struct ExtractOpts {
     pub read_timeout: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Longest a batch may take, retries included, before the run fails
+    /// naming it (a dead upstream must not hold a run for minutes).
+    pub batch_deadline: Duration,
+    /// Extra request headers (`Authorization`, …); values are secrets.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +74,6 @@ pub enum Error {
         url: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("cannot write `{path}`")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
     },
 }
 

@@ -16,6 +16,18 @@ pub struct Dirt {
     pub malformed_mobile_rate: f64,
 }
 
+impl Default for Dirt {
+    /// DESIGN §3's defaults; config, tests and benches all start from these.
+    fn default() -> Self {
+        Dirt {
+            duplicate_rate: 0.05,
+            missing_age_rate: 0.10,
+            missing_income_rate: 0.02,
+            malformed_mobile_rate: 0.01,
+        }
+    }
+}
+
 /// How a missing value is spelled; DESIGN §3 lists the accepted tokens.
 pub fn missing_token(rng: &mut Rng) -> &'static str {
     const TOKENS: [&str; 6] = ["", "", "", "NA", "null", "None"];

@@ -284,12 +284,7 @@ mod tests {
         GenerateOpts {
             customers: n,
             seed,
-            dirt: Dirt {
-                duplicate_rate: 0.05,
-                missing_age_rate: 0.10,
-                missing_income_rate: 0.02,
-                malformed_mobile_rate: 0.01,
-            },
+            dirt: Dirt::default(),
         }
     }
 

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::DatabaseUrl;
 use crate::model::Report;
+use crate::secret::DatabaseUrl;
 
 /// Where the tables go.
 #[derive(Clone, Debug)]
@@ -27,13 +27,14 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parse `postgres://…`, `postgresql://…` or `sqlite://PATH`.
+    /// Parse `postgres://…`, `postgresql://…`, a libpq `key=value` string
+    /// or `sqlite://PATH`.
     ///
     /// A relative `PATH` (as in the default `sqlite://segpipe.db`) is
     /// relative to the current directory.
     pub fn parse(url: &DatabaseUrl) -> Result<Target, Error> {
         let raw = url.expose();
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") || url.is_conninfo() {
             Ok(Target::Postgres(url.clone()))
         } else if let Some(path) = raw.strip_prefix("sqlite://").filter(|p| !p.is_empty()) {
             Ok(Target::Sqlite(PathBuf::from(path)))
@@ -54,7 +55,9 @@ impl Target {
 /// Load options beyond the target.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOpts {
-    /// Test hook: fail after writing this table, inside the transaction.
+    /// Test seam, set only by tests calling [`load`] directly (never from
+    /// configuration or the environment): fail after writing this table,
+    /// inside the transaction.
     pub fail_after_table: Option<String>,
 }
 
@@ -75,7 +78,9 @@ pub struct LoadSummary {
 /// partly replaced set of tables behind.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unsupported database url `{url}`, expected postgres://… or sqlite://PATH")]
+    #[error(
+        "unsupported database url `{url}`, expected postgres://…, host=… dbname=… or sqlite://PATH"
+    )]
     Url { url: String },
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -90,6 +95,18 @@ pub enum Error {
     Lock(#[source] tokio_postgres::Error),
     #[error("migration V{version}: {reason}")]
     Migrate { version: i32, reason: String },
+    #[error("cannot {step}")]
+    MigratePostgres {
+        step: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot {step}")]
+    MigrateSqlite {
+        step: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("cannot {step}")]
     Ddl {
         step: String,
@@ -156,64 +173,12 @@ pub fn preflight(target: &Target) -> Result<(), Error> {
     }
 }
 
-/// The report tables in load order: parents before children, so foreign
-/// keys can be checked as soon as each child exists.
-const TABLES: [&str; 5] = [
-    "segment_metrics",
-    "customer_segments",
-    "customer_behavior_metrics",
-    "customer_store_summary",
-    "customer_purchase_trends",
-];
-
 /// The `fail_after_table` hook: call right after `table`'s data is written.
 fn injected(opts: &LoadOpts, table: &str) -> Result<(), Error> {
     match &opts.fail_after_table {
         Some(t) if t == table => Err(Error::Injected { table: t.clone() }),
         _ => Ok(()),
     }
-}
-
-/// The customer a row refers to, or a `Value` error naming the bad index.
-fn mobile<'r>(
-    report: &'r Report,
-    table: &'static str,
-    row: usize,
-    customer: u32,
-) -> Result<&'r str, Error> {
-    report
-        .customers
-        .get(customer as usize)
-        .map(|c| c.mobile.as_str())
-        .ok_or_else(|| Error::Value {
-            table,
-            row,
-            reason: format!(
-                "customer index {customer} out of range ({} customers)",
-                report.customers.len()
-            ),
-        })
-}
-
-/// The store name a row refers to, or a `Value` error naming the bad index.
-fn store<'r>(
-    report: &'r Report,
-    table: &'static str,
-    row: usize,
-    store: u32,
-) -> Result<&'r str, Error> {
-    report
-        .store_names
-        .get(store as usize)
-        .map(String::as_str)
-        .ok_or_else(|| Error::Value {
-            table,
-            row,
-            reason: format!(
-                "store index {store} out of range ({} stores)",
-                report.store_names.len()
-            ),
-        })
 }
 
 /// `report.quality` as a JSON object rule → rows, for `pipeline_runs.data_quality`.

@@ -134,7 +134,7 @@ mod tests {
                     panic!(
                         "PostgreSQL unreachable at {}: {e}; start it with \
                      `pg_ctlcluster --skip-systemctl-redirect 15 main start`",
-                        crate::config::DatabaseUrl::new(url.clone())
+                        crate::secret::DatabaseUrl::new(url.clone())
                     )
                 });
             tokio::spawn(conn);

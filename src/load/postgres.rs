@@ -14,75 +14,26 @@
 //! Readers keep reading the old tables until the commit and then see the
 //! new set; DDL is transactional, so a failure or a killed process at any
 //! point rolls everything back and leaves no `__new` tables behind.
-//! Not owned here: what the tables look like (migrations/postgres).
+//! Not owned here: what the tables look like (migrations/postgres, and the
+//! declarations in `report_tables` that the COPY and the keys follow).
 
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use futures_util::pin_mut;
 use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::{NoTls, Transaction};
 
 use super::numeric::Cents;
-use super::{Error, LoadOpts, LoadSummary, TABLES, injected, mobile, schema, store};
-use crate::config::DatabaseUrl;
+use super::{Error, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, YearMonth};
+use crate::report_tables::TABLES;
+use crate::secret::DatabaseUrl;
+use crate::table::{Cell, Column, Kind, Table, check};
 
 /// Advisory lock key shared by every segpipe load ("segpipe" in ASCII).
 const LOCK_KEY: i64 = 0x0073_6567_7069_7065;
-
-/// Keys of each report table, mirroring migrations/postgres (names included,
-/// so the swapped-in tables are indistinguishable from migrated ones):
-/// (table, primary key columns, [(fk name, columns, referenced table, columns)]).
-type Keys = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str, &'static str, &'static str)],
-);
-const KEYS: [Keys; 5] = [
-    ("segment_metrics", "segment", &[]),
-    (
-        "customer_segments",
-        "mobile",
-        &[(
-            "customer_segments_segment_fkey",
-            "segment",
-            "segment_metrics",
-            "segment",
-        )],
-    ),
-    (
-        "customer_behavior_metrics",
-        "mobile",
-        &[(
-            "customer_behavior_metrics_mobile_fkey",
-            "mobile",
-            "customer_segments",
-            "mobile",
-        )],
-    ),
-    (
-        "customer_store_summary",
-        "mobile, store",
-        &[(
-            "customer_store_summary_mobile_fkey",
-            "mobile",
-            "customer_segments",
-            "mobile",
-        )],
-    ),
-    (
-        "customer_purchase_trends",
-        "mobile, month",
-        &[(
-            "customer_purchase_trends_mobile_fkey",
-            "mobile",
-            "customer_segments",
-            "mobile",
-        )],
-    ),
-];
 
 /// Run the load on a runtime of its own: callers are synchronous. Two
 /// workers let the connection task do socket I/O while rows are encoded.
@@ -167,41 +118,49 @@ async fn replace_tables(
 
     let mut timings = Vec::new();
     for table in TABLES {
+        let name = table.name;
         let sql = format!(
-            "DROP TABLE IF EXISTS {table}__new; \
-             CREATE TABLE {table}__new (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            "DROP TABLE IF EXISTS {name}__new; \
+             CREATE TABLE {name}__new (LIKE {name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         );
-        ddl(&tx, &format!("create `{table}__new`"), &sql).await?;
+        ddl(&tx, &format!("create `{name}__new`"), &sql).await?;
     }
     for table in TABLES {
         let started = Instant::now();
         let rows = copy_table(&tx, report, table).await?;
-        timings.push((table.to_owned(), started.elapsed()));
+        timings.push((table.name.to_owned(), started.elapsed()));
         tracing::debug!(
             message = "Copied table.",
-            table,
+            table = table.name,
             rows,
             elapsed_ms = started.elapsed().as_millis() as u64
         );
-        injected(opts, table)?;
+        injected(opts, table.name)?;
     }
 
     let started = Instant::now();
-    for (table, pkey, _) in KEYS {
+    for table in TABLES {
+        let name = table.name;
         let sql = format!(
-            "ALTER TABLE {table}__new ADD CONSTRAINT {table}__new_pkey PRIMARY KEY ({pkey})"
+            "ALTER TABLE {name}__new ADD CONSTRAINT {name}__new_pkey PRIMARY KEY ({})",
+            table.key.join(", ")
         );
-        ddl(&tx, &format!("add the primary key of `{table}`"), &sql).await?;
+        ddl(&tx, &format!("add the primary key of `{name}`"), &sql).await?;
     }
     timings.push(("primary keys".to_owned(), started.elapsed()));
     let started = Instant::now();
-    for (table, _, fkeys) in KEYS {
-        for (name, cols, parent, parent_cols) in fkeys {
+    for table in TABLES {
+        if let (Some(fk), Some(fk_name)) = (table.parent, table.fkey_name()) {
+            let parent = TABLES
+                .iter()
+                .find(|p| p.name == fk.parent)
+                .map_or(fk.column, |p| p.key[0]);
             let sql = format!(
-                "ALTER TABLE {table}__new ADD CONSTRAINT {name} \
-                 FOREIGN KEY ({cols}) REFERENCES {parent}__new ({parent_cols})"
+                "ALTER TABLE {}__new ADD CONSTRAINT {fk_name} \
+                 FOREIGN KEY ({}) REFERENCES {}__new ({parent})",
+                table.name, fk.column, fk.parent
             );
-            ddl(&tx, &format!("add foreign key `{name}`"), &sql).await?;
+            ddl(&tx, &format!("add foreign key `{fk_name}`"), &sql).await?;
         }
     }
     timings.push(("foreign keys".to_owned(), started.elapsed()));
@@ -209,7 +168,10 @@ async fn replace_tables(
     // Fresh tables have no statistics until autovacuum gets to them; readers
     // querying right after the swap would get blind plans. ANALYZE samples,
     // so this costs well under a second even at 10M rows.
-    let analyze = format!("ANALYZE {}", TABLES.map(|t| format!("{t}__new")).join(", "));
+    let analyze = format!(
+        "ANALYZE {}",
+        TABLES.map(|t| format!("{}__new", t.name)).join(", ")
+    );
     ddl(&tx, "analyze the new tables", &analyze).await?;
     timings.push(("analyze".to_owned(), started.elapsed()));
 
@@ -217,8 +179,8 @@ async fn replace_tables(
     // One statement drops the old set, so the FKs between old tables go too;
     // no CASCADE: a user's view on a report table makes the load fail loudly
     // instead of silently dropping the view.
-    let mut swap = format!("DROP TABLE {};", TABLES.join(", "));
-    for table in TABLES {
+    let mut swap = format!("DROP TABLE {};", TABLES.map(|t| t.name).join(", "));
+    for table in TABLES.map(|t| t.name) {
         swap.push_str(&format!(
             " ALTER TABLE {table}__new RENAME TO {table};\
               ALTER TABLE {table} RENAME CONSTRAINT {table}__new_pkey TO {table}_pkey;"
@@ -285,248 +247,118 @@ async fn record_run(tx: &Transaction<'_>, report: &Report) -> Result<(), Error> 
     Ok(())
 }
 
-/// `YYYY-MM` written straight into the COPY buffer: no String per row.
+/// A cell converted for its column's PostgreSQL type, checked first.
 #[derive(Debug)]
-struct MonthText(YearMonth);
+enum PgValue<'a> {
+    Null,
+    Text(&'a str),
+    Int4(i32),
+    Int8(i64),
+    Numeric(Cents),
+    Float8(f64),
+    Date(NaiveDate),
+    /// `YYYY-MM` written straight into the COPY buffer: no String per row.
+    Month(YearMonth),
+}
 
-impl ToSql for MonthText {
+impl<'a> PgValue<'a> {
+    fn new(column: &Column, cell: Cell<'a>) -> Result<PgValue<'a>, String> {
+        check(column, &cell)?;
+        let name = column.name;
+        Ok(match (cell, column.kind) {
+            (Cell::Null | Cell::Dangling { .. }, _) => PgValue::Null,
+            (Cell::Text(s), _) => PgValue::Text(s),
+            (Cell::Int(n), Kind::Int) => PgValue::Int4(
+                i32::try_from(n).map_err(|_| format!("`{name}` = {n} does not fit INTEGER"))?,
+            ),
+            (Cell::Int(n), _) => PgValue::Int8(n),
+            (Cell::Float(x), kind) if kind.is_money() => PgValue::Numeric(
+                Cents::from_f64(x).ok_or_else(|| format!("`{name}` is {x}, not money"))?,
+            ),
+            (Cell::Float(x), _) => PgValue::Float8(x),
+            (Cell::Date(d), _) => PgValue::Date(d),
+            (Cell::Month(m), _) => PgValue::Month(m),
+        })
+    }
+}
+
+impl ToSql for PgValue<'_> {
     fn to_sql(
         &self,
-        _: &Type,
+        ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        use std::fmt::Write;
-        write!(out, "{}", self.0)?;
-        Ok(IsNull::No)
+        match self {
+            PgValue::Null => Ok(IsNull::Yes),
+            PgValue::Text(s) => s.to_sql(ty, out),
+            PgValue::Int4(n) => n.to_sql(ty, out),
+            PgValue::Int8(n) => n.to_sql(ty, out),
+            PgValue::Numeric(c) => c.to_sql(ty, out),
+            PgValue::Float8(x) => x.to_sql(ty, out),
+            PgValue::Date(d) => d.to_sql(ty, out),
+            PgValue::Month(m) => {
+                use std::fmt::Write;
+                write!(out, "{m}")?;
+                Ok(IsNull::No)
+            }
+        }
     }
 
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::TEXT
+    // Each value was made for its column's declared kind, whose type is
+    // the one COPY is told (`pg_type`).
+    fn accepts(_: &Type) -> bool {
+        true
     }
 
     to_sql_checked!();
 }
 
-fn money(table: &'static str, row: usize, column: &str, x: f64) -> Result<Cents, Error> {
-    Cents::from_f64(x).ok_or_else(|| Error::Value {
-        table,
-        row,
-        reason: format!("`{column}` is {x}, not money"),
-    })
-}
-
-fn int(
-    table: &'static str,
-    row: usize,
-    column: &str,
-    n: impl Into<u64> + Copy,
-) -> Result<i32, Error> {
-    let wide: u64 = n.into();
-    i32::try_from(wide).map_err(|_| Error::Value {
-        table,
-        row,
-        reason: format!("`{column}` = {wide} does not fit INTEGER"),
-    })
+/// The binary COPY type of a column kind.
+fn pg_type(kind: Kind) -> Type {
+    match kind {
+        Kind::Text | Kind::Month => Type::TEXT,
+        Kind::Int => Type::INT4,
+        Kind::BigInt => Type::INT8,
+        Kind::Money | Kind::Total => Type::NUMERIC,
+        Kind::Float => Type::FLOAT8,
+        Kind::Date => Type::DATE,
+    }
 }
 
 /// COPY one table's rows from `report` into `<table>__new`.
-async fn copy_table(
-    tx: &Transaction<'_>,
-    report: &Report,
-    table: &'static str,
-) -> Result<u64, Error> {
-    use Type as T;
-    let copy_err = |source| Error::Copy { table, source };
-    let start = |columns: &str, types: &[Type]| {
-        let sql = format!("COPY {table}__new ({columns}) FROM STDIN (FORMAT binary)");
-        let types = types.to_vec();
-        async move {
-            let sink = tx.copy_in(&sql).await.map_err(copy_err)?;
-            Ok::<_, Error>(BinaryCopyInWriter::new(sink, &types))
-        }
+async fn copy_table(tx: &Transaction<'_>, report: &Report, table: &Table) -> Result<u64, Error> {
+    let name = table.name;
+    let copy_err = |source| Error::Copy {
+        table: name,
+        source,
     };
-    match table {
-        "segment_metrics" => {
-            let writer = start(
-                "segment, segment_label, num_customers, total_spend, avg_clv, avg_age, avg_income, \
-                 avg_purchase_count, avg_days_since_last_purchase, avg_purchase_frequency, \
-                 share_of_customers, share_of_spend",
-                &[
-                    T::INT4,
-                    T::TEXT,
-                    T::INT8,
-                    T::NUMERIC,
-                    T::NUMERIC,
-                    T::FLOAT8,
-                    T::NUMERIC,
-                    T::FLOAT8,
-                    T::FLOAT8,
-                    T::FLOAT8,
-                    T::FLOAT8,
-                    T::FLOAT8,
-                ],
-            )
-            .await?;
-            pin_mut!(writer);
-            for (i, s) in report.segments.iter().enumerate() {
-                let segment = int(table, i, "segment", s.segment)?;
-                let num = i64::try_from(s.num_customers).map_err(|_| Error::Value {
-                    table,
-                    row: i,
-                    reason: format!("`num_customers` = {} does not fit BIGINT", s.num_customers),
-                })?;
-                let total = money(table, i, "total_spend", s.total_spend)?;
-                let clv = money(table, i, "avg_clv", s.avg_clv)?;
-                let income = money(table, i, "avg_income", s.avg_income)?;
-                writer
-                    .as_mut()
-                    .write(&[
-                        &segment,
-                        &s.segment_label,
-                        &num,
-                        &total,
-                        &clv,
-                        &s.avg_age,
-                        &income,
-                        &s.avg_purchase_count,
-                        &s.avg_days_since_last_purchase,
-                        &s.avg_purchase_frequency,
-                        &s.share_of_customers,
-                        &s.share_of_spend,
-                    ])
-                    .await
-                    .map_err(copy_err)?;
-            }
-            writer.finish().await.map_err(copy_err)
+    let columns: Vec<&str> = table.column_names().collect();
+    let types: Vec<Type> = table.columns.iter().map(|c| pg_type(c.kind)).collect();
+    let sql = format!(
+        "COPY {name}__new ({}) FROM STDIN (FORMAT binary)",
+        columns.join(", ")
+    );
+    let sink = tx.copy_in(&sql).await.map_err(copy_err)?;
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    let mut cells = Vec::with_capacity(columns.len());
+    let mut values = Vec::with_capacity(columns.len());
+    for row in 0..(table.len)(report) {
+        cells.clear();
+        (table.cells)(report, row, &mut cells);
+        values.clear();
+        for (column, cell) in table.columns.iter().zip(&cells) {
+            values.push(PgValue::new(column, *cell).map_err(|reason| Error::Value {
+                table: name,
+                row,
+                reason,
+            })?);
         }
-        "customer_segments" => {
-            let writer = start(
-                "mobile, name, age, income, gender, clv, avg_purchase_amount, purchase_count, \
-                 days_since_last_purchase, purchase_frequency, segment, segment_label",
-                &[
-                    T::TEXT,
-                    T::TEXT,
-                    T::INT4,
-                    T::NUMERIC,
-                    T::TEXT,
-                    T::NUMERIC,
-                    T::NUMERIC,
-                    T::INT4,
-                    T::INT4,
-                    T::FLOAT8,
-                    T::INT4,
-                    T::TEXT,
-                ],
-            )
-            .await?;
-            pin_mut!(writer);
-            for (i, c) in report.customers.iter().enumerate() {
-                let age = c.age.map(i32::from);
-                let income = c.income.map(|x| money(table, i, "income", x)).transpose()?;
-                let gender = c.gender.map(|g| g.as_str());
-                let clv = money(table, i, "clv", c.clv)?;
-                let avg = money(table, i, "avg_purchase_amount", c.avg_purchase_amount)?;
-                let count = int(table, i, "purchase_count", c.purchase_count)?;
-                let segment = int(table, i, "segment", c.segment)?;
-                writer
-                    .as_mut()
-                    .write(&[
-                        &c.mobile,
-                        &c.name,
-                        &age,
-                        &income,
-                        &gender,
-                        &clv,
-                        &avg,
-                        &count,
-                        &c.days_since_last_purchase,
-                        &c.purchase_frequency,
-                        &segment,
-                        &c.segment_label,
-                    ])
-                    .await
-                    .map_err(copy_err)?;
-            }
-            writer.finish().await.map_err(copy_err)
-        }
-        "customer_behavior_metrics" => {
-            let writer = start(
-                "mobile, total_spent, avg_transaction_value, max_purchase_amount, min_purchase_amount, \
-                 purchase_count, first_purchase, last_purchase, days_since_first_purchase, \
-                 days_since_last_purchase",
-                &[
-                    T::TEXT, T::NUMERIC, T::NUMERIC, T::NUMERIC, T::NUMERIC, T::INT4, T::DATE, T::DATE,
-                    T::INT4, T::INT4,
-                ],
-            )
-            .await?;
-            pin_mut!(writer);
-            for (i, b) in report.behavior.iter().enumerate() {
-                let mobile = mobile(report, table, i, b.customer)?;
-                let total = money(table, i, "total_spent", b.total_spent)?;
-                let avg = money(table, i, "avg_transaction_value", b.avg_transaction_value)?;
-                let max = money(table, i, "max_purchase_amount", b.max_purchase_amount)?;
-                let min = money(table, i, "min_purchase_amount", b.min_purchase_amount)?;
-                let count = int(table, i, "purchase_count", b.purchase_count)?;
-                writer
-                    .as_mut()
-                    .write(&[
-                        &mobile,
-                        &total,
-                        &avg,
-                        &max,
-                        &min,
-                        &count,
-                        &b.first_purchase,
-                        &b.last_purchase,
-                        &b.days_since_first_purchase,
-                        &b.days_since_last_purchase,
-                    ])
-                    .await
-                    .map_err(copy_err)?;
-            }
-            writer.finish().await.map_err(copy_err)
-        }
-        "customer_store_summary" => {
-            let writer = start(
-                "mobile, store, total_spent, visit_count",
-                &[T::TEXT, T::TEXT, T::NUMERIC, T::INT4],
-            )
-            .await?;
-            pin_mut!(writer);
-            for (i, s) in report.stores.iter().enumerate() {
-                let mobile = mobile(report, table, i, s.customer)?;
-                let name = store(report, table, i, s.store)?;
-                let total = money(table, i, "total_spent", s.total_spent)?;
-                let visits = int(table, i, "visit_count", s.visit_count)?;
-                writer
-                    .as_mut()
-                    .write(&[&mobile, &name, &total, &visits])
-                    .await
-                    .map_err(copy_err)?;
-            }
-            writer.finish().await.map_err(copy_err)
-        }
-        "customer_purchase_trends" => {
-            let writer = start(
-                "mobile, month, total_spent, num_purchases",
-                &[T::TEXT, T::TEXT, T::NUMERIC, T::INT4],
-            )
-            .await?;
-            pin_mut!(writer);
-            for (i, t) in report.trends.iter().enumerate() {
-                let mobile = mobile(report, table, i, t.customer)?;
-                let month = MonthText(t.month);
-                let total = money(table, i, "total_spent", t.total_spent)?;
-                let count = int(table, i, "num_purchases", t.num_purchases)?;
-                writer
-                    .as_mut()
-                    .write(&[&mobile, &month, &total, &count])
-                    .await
-                    .map_err(copy_err)?;
-            }
-            writer.finish().await.map_err(copy_err)
-        }
-        other => unreachable!("`{other}` is not in TABLES"),
+        writer
+            .as_mut()
+            .write_raw(values.iter())
+            .await
+            .map_err(copy_err)?;
     }
+    writer.finish().await.map_err(copy_err)
 }

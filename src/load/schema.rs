@@ -121,9 +121,9 @@ const SQLITE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS segpipe_schema_migr
 pub(crate) async fn migrate_postgres(
     tx: &tokio_postgres::Transaction<'_>,
 ) -> Result<Vec<i32>, Error> {
-    let bookkeeping = |source| Error::Migrate {
-        version: 0,
-        reason: format!("bookkeeping table: {source}"),
+    let bookkeeping = |source| Error::MigratePostgres {
+        step: "read the migration bookkeeping table".to_owned(),
+        source,
     };
     tx.batch_execute(PG_BOOKKEEPING)
         .await
@@ -144,9 +144,9 @@ pub(crate) async fn migrate_postgres(
         .collect();
     let mut done = Vec::new();
     for m in plan(POSTGRES, &applied)? {
-        let failed = |source: tokio_postgres::Error| Error::Migrate {
-            version: m.version,
-            reason: crate::error::chain(&source),
+        let failed = |source| Error::MigratePostgres {
+            step: format!("apply migration V{}", m.version),
+            source,
         };
         tx.batch_execute(m.sql).await.map_err(failed)?;
         tx.execute(
@@ -167,9 +167,9 @@ pub(crate) async fn migrate_postgres(
 
 /// Apply pending SQLite migrations inside `tx` (a `BEGIN IMMEDIATE` transaction).
 pub(crate) fn migrate_sqlite(tx: &rusqlite::Transaction<'_>) -> Result<Vec<i32>, Error> {
-    let bookkeeping = |source: rusqlite::Error| Error::Migrate {
-        version: 0,
-        reason: format!("bookkeeping table: {source}"),
+    let bookkeeping = |source| Error::MigrateSqlite {
+        step: "read the migration bookkeeping table".to_owned(),
+        source,
     };
     tx.execute_batch(SQLITE_BOOKKEEPING).map_err(bookkeeping)?;
     let applied = {
@@ -191,9 +191,9 @@ pub(crate) fn migrate_sqlite(tx: &rusqlite::Transaction<'_>) -> Result<Vec<i32>,
     };
     let mut done = Vec::new();
     for m in plan(SQLITE, &applied)? {
-        let failed = |source: rusqlite::Error| Error::Migrate {
-            version: m.version,
-            reason: source.to_string(),
+        let failed = |source| Error::MigrateSqlite {
+            step: format!("apply migration V{}", m.version),
+            source,
         };
         tx.execute_batch(m.sql).map_err(failed)?;
         tx.execute(

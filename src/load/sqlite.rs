@@ -11,11 +11,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
-use rusqlite::{Connection, TransactionBehavior, params};
+use chrono::Utc;
+use rusqlite::types::{ToSqlOutput, Value as SqlOwned, ValueRef};
+use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 
-use super::{Error, LoadOpts, LoadSummary, TABLES, injected, mobile, schema, store};
+use super::{Error, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, round2};
+use crate::report_tables::TABLES;
+use crate::table::{Cell, Column, Table, check};
 
 /// How long a second loader waits for the first before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -93,8 +96,8 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
     let mut timings = Vec::new();
     let started = Instant::now();
     for table in TABLES.iter().rev() {
-        tx.execute(&format!("DELETE FROM {table}"), [])
-            .map_err(fail(&format!("clear `{table}`")))?;
+        tx.execute(&format!("DELETE FROM {}", table.name), [])
+            .map_err(fail(&format!("clear `{}`", table.name)))?;
     }
     timings.push(("delete".to_owned(), started.elapsed()));
     for table in TABLES {
@@ -103,12 +106,12 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
             Failure::Value(e) => e,
             Failure::Sqlite(source) => Error::Sqlite {
                 path: path.to_owned(),
-                step: format!("insert into `{table}`"),
+                step: format!("insert into `{}`", table.name),
                 source,
             },
         })?;
-        timings.push((table.to_owned(), started.elapsed()));
-        injected(opts, table)?;
+        timings.push((table.name.to_owned(), started.elapsed()));
+        injected(opts, table.name)?;
     }
 
     let started = Instant::now();
@@ -140,133 +143,66 @@ impl From<Error> for Failure {
     }
 }
 
-/// Money rounded to cents; NaN/∞ are bad data (SQLite would store NULL).
-fn money(table: &'static str, row: usize, column: &str, x: f64) -> Result<f64, Error> {
-    if x.is_finite() {
-        Ok(round2(x))
-    } else {
-        Err(Error::Value {
-            table,
-            row,
-            reason: format!("`{column}` is {x}, not money"),
+/// A cell converted for its STRICT column, checked first. Money is rounded
+/// to cents, dates are ISO text.
+#[derive(Debug)]
+struct SqlValue<'a>(ToSqlOutput<'a>);
+
+impl<'a> SqlValue<'a> {
+    fn new(column: &Column, cell: Cell<'a>) -> Result<SqlValue<'a>, String> {
+        check(column, &cell)?;
+        Ok(SqlValue(match cell {
+            Cell::Null | Cell::Dangling { .. } => ToSqlOutput::Borrowed(ValueRef::Null),
+            Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Cell::Int(n) => ToSqlOutput::Owned(SqlOwned::Integer(n)),
+            Cell::Float(x) if column.kind.is_money() => {
+                ToSqlOutput::Owned(SqlOwned::Real(round2(x)))
+            }
+            Cell::Float(x) => ToSqlOutput::Owned(SqlOwned::Real(x)),
+            Cell::Date(d) => ToSqlOutput::Owned(SqlOwned::Text(d.format("%Y-%m-%d").to_string())),
+            Cell::Month(m) => ToSqlOutput::Owned(SqlOwned::Text(m.to_string())),
+        }))
+    }
+}
+
+impl ToSql for SqlValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match &self.0 {
+            ToSqlOutput::Borrowed(v) => ToSqlOutput::Borrowed(*v),
+            ToSqlOutput::Owned(v) => ToSqlOutput::Borrowed(ValueRef::from(v)),
+            other => other.to_sql()?,
         })
     }
 }
 
-fn iso(d: Option<NaiveDate>) -> Option<String> {
-    d.map(|d| d.format("%Y-%m-%d").to_string())
-}
-
+/// Insert every row of `table` with one prepared statement.
 fn insert_table(
     tx: &rusqlite::Transaction<'_>,
     report: &Report,
-    table: &'static str,
+    table: &Table,
 ) -> Result<(), Failure> {
-    match table {
-        "segment_metrics" => {
-            let mut stmt = tx.prepare(
-                "INSERT INTO segment_metrics (segment, segment_label, num_customers, total_spend, avg_clv, \
-                 avg_age, avg_income, avg_purchase_count, avg_days_since_last_purchase, \
-                 avg_purchase_frequency, share_of_customers, share_of_spend) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for (i, s) in report.segments.iter().enumerate() {
-                let num = i64::try_from(s.num_customers).map_err(|_| Error::Value {
-                    table,
-                    row: i,
-                    reason: format!("`num_customers` = {} does not fit INTEGER", s.num_customers),
-                })?;
-                stmt.execute(params![
-                    s.segment,
-                    s.segment_label,
-                    num,
-                    money(table, i, "total_spend", s.total_spend)?,
-                    money(table, i, "avg_clv", s.avg_clv)?,
-                    s.avg_age,
-                    money(table, i, "avg_income", s.avg_income)?,
-                    s.avg_purchase_count,
-                    s.avg_days_since_last_purchase,
-                    s.avg_purchase_frequency,
-                    s.share_of_customers,
-                    s.share_of_spend,
-                ])?;
-            }
+    let columns: Vec<&str> = table.column_names().collect();
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let mut stmt = tx.prepare(&format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        table.name,
+        columns.join(", "),
+        placeholders.join(", ")
+    ))?;
+    let mut cells = Vec::with_capacity(columns.len());
+    let mut values = Vec::with_capacity(columns.len());
+    for row in 0..(table.len)(report) {
+        cells.clear();
+        (table.cells)(report, row, &mut cells);
+        values.clear();
+        for (column, cell) in table.columns.iter().zip(&cells) {
+            values.push(SqlValue::new(column, *cell).map_err(|reason| Error::Value {
+                table: table.name,
+                row,
+                reason,
+            })?);
         }
-        "customer_segments" => {
-            let mut stmt = tx.prepare(
-                "INSERT INTO customer_segments (mobile, name, age, income, gender, clv, avg_purchase_amount, \
-                 purchase_count, days_since_last_purchase, purchase_frequency, segment, segment_label) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for (i, c) in report.customers.iter().enumerate() {
-                let income = c.income.map(|x| money(table, i, "income", x)).transpose()?;
-                stmt.execute(params![
-                    c.mobile,
-                    c.name,
-                    c.age,
-                    income,
-                    c.gender.map(|g| g.as_str()),
-                    money(table, i, "clv", c.clv)?,
-                    money(table, i, "avg_purchase_amount", c.avg_purchase_amount)?,
-                    c.purchase_count,
-                    c.days_since_last_purchase,
-                    c.purchase_frequency,
-                    c.segment,
-                    c.segment_label,
-                ])?;
-            }
-        }
-        "customer_behavior_metrics" => {
-            let mut stmt = tx.prepare(
-                "INSERT INTO customer_behavior_metrics (mobile, total_spent, avg_transaction_value, \
-                 max_purchase_amount, min_purchase_amount, purchase_count, first_purchase, last_purchase, \
-                 days_since_first_purchase, days_since_last_purchase) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for (i, b) in report.behavior.iter().enumerate() {
-                stmt.execute(params![
-                    mobile(report, table, i, b.customer)?,
-                    money(table, i, "total_spent", b.total_spent)?,
-                    money(table, i, "avg_transaction_value", b.avg_transaction_value)?,
-                    money(table, i, "max_purchase_amount", b.max_purchase_amount)?,
-                    money(table, i, "min_purchase_amount", b.min_purchase_amount)?,
-                    b.purchase_count,
-                    iso(b.first_purchase),
-                    iso(b.last_purchase),
-                    b.days_since_first_purchase,
-                    b.days_since_last_purchase,
-                ])?;
-            }
-        }
-        "customer_store_summary" => {
-            let mut stmt = tx.prepare(
-                "INSERT INTO customer_store_summary (mobile, store, total_spent, visit_count) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (i, s) in report.stores.iter().enumerate() {
-                stmt.execute(params![
-                    mobile(report, table, i, s.customer)?,
-                    store(report, table, i, s.store)?,
-                    money(table, i, "total_spent", s.total_spent)?,
-                    s.visit_count,
-                ])?;
-            }
-        }
-        "customer_purchase_trends" => {
-            let mut stmt = tx.prepare(
-                "INSERT INTO customer_purchase_trends (mobile, month, total_spent, num_purchases) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (i, t) in report.trends.iter().enumerate() {
-                stmt.execute(params![
-                    mobile(report, table, i, t.customer)?,
-                    t.month.to_string(),
-                    money(table, i, "total_spent", t.total_spent)?,
-                    t.num_purchases,
-                ])?;
-            }
-        }
-        other => unreachable!("`{other}` is not in TABLES"),
+        stmt.execute(rusqlite::params_from_iter(values.iter()))?;
     }
     Ok(())
 }

@@ -9,8 +9,8 @@
 use chrono::Datelike;
 
 use crate::model::{
-    Customer, CustomerBehavior, CustomerId, CustomerSegment, Joined, PurchaseTrend, SegmentMetrics,
-    StoreId, StoreSummary, YearMonth, round2, round4,
+    Customer, CustomerBehavior, CustomerIdx, CustomerSegment, Joined, PurchaseTrend,
+    SegmentMetrics, StoreId, StoreSummary, YearMonth, round2, round4,
 };
 
 use super::clean::Cleaned;
@@ -56,7 +56,7 @@ pub fn aggregate(
         .iter()
         .enumerate()
         .map(|(c, f)| CustomerBehavior {
-            customer: c as CustomerId,
+            customer: CustomerIdx::from_index(c),
             total_spent: round2(f.clv),
             avg_transaction_value: round2(f.avg_purchase_amount),
             max_purchase_amount: round2(f.max_purchase_amount),
@@ -177,7 +177,7 @@ pub fn stores_and_trends(
         buf_s.sort_by_key(|x| x.0);
         for group in buf_s.chunk_by(|a, b| a.0 == b.0) {
             stores.push(StoreSummary {
-                customer: c as CustomerId,
+                customer: CustomerIdx::from_index(c),
                 store: by_name[group[0].0 as usize] as StoreId,
                 total_spent: round2(group.iter().map(|x| x.1).sum()),
                 visit_count: group.len() as u32,
@@ -186,7 +186,7 @@ pub fn stores_and_trends(
         buf_t.sort_by_key(|x| x.0);
         for group in buf_t.chunk_by(|a, b| a.0 == b.0) {
             trends.push(PurchaseTrend {
-                customer: c as CustomerId,
+                customer: CustomerIdx::from_index(c),
                 month: group[0].0,
                 total_spent: round2(group.iter().map(|x| x.1).sum()),
                 num_purchases: group.len() as u32,
@@ -227,11 +227,36 @@ mod tests {
                 .collect(),
             stores: vec!["Zed".into(), "Alpha".into()],
             purchases: vec![
-                Purchase::new(0, RawDate::Ymd(d(2026, 2, 3)), Some(10.25), Some(0)),
-                Purchase::new(0, RawDate::Ymd(d(2026, 1, 3)), Some(5.0), Some(1)),
-                Purchase::new(0, RawDate::Dmy(d(2026, 2, 9)), None, None),
-                Purchase::new(0, RawDate::Null, Some(1.0), Some(0)),
-                Purchase::new(2, RawDate::Ymd(d(2026, 2, 1)), Some(7.5), Some(1)),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 2, 3)),
+                    Some(10.25),
+                    Some(0),
+                ),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 1, 3)),
+                    Some(5.0),
+                    Some(1),
+                ),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Dmy(d(2026, 2, 9)),
+                    None,
+                    None,
+                ),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Null,
+                    Some(1.0),
+                    Some(0),
+                ),
+                Purchase::new(
+                    CustomerIdx::from_index(2),
+                    RawDate::Ymd(d(2026, 2, 1)),
+                    Some(7.5),
+                    Some(1),
+                ),
             ],
             ..Joined::default()
         };
@@ -250,13 +275,13 @@ mod tests {
         assert_eq!(t.customers.len(), 3);
         assert_eq!(t.customers[1].age, Some(40), "imputed median");
         assert_eq!(t.customers[0].clv, 16.25);
-        assert_eq!(t.behavior[1].customer, 1);
+        assert_eq!(t.behavior[1].customer.index(), 1);
         let names = &cleaned.store_names;
-        let rows: Vec<(u32, &str, f64, u32)> = stores
+        let rows: Vec<(usize, &str, f64, u32)> = stores
             .iter()
             .map(|s| {
                 (
-                    s.customer,
+                    s.customer.index(),
                     names[s.store as usize].as_str(),
                     s.total_spent,
                     s.visit_count,
@@ -272,11 +297,11 @@ mod tests {
                 (2, "Alpha", 7.5, 1)
             ]
         );
-        let trends: Vec<(u32, String, f64, u32)> = trends
+        let trends: Vec<(usize, String, f64, u32)> = trends
             .iter()
             .map(|r| {
                 (
-                    r.customer,
+                    r.customer.index(),
                     r.month.to_string(),
                     r.total_spent,
                     r.num_purchases,

@@ -81,7 +81,7 @@ impl Cleaned {
 pub fn normalize(joined: &Joined) -> Option<Joined> {
     let n = joined.customers.len();
     let stores = joined.stores.len();
-    let bad_customer = |p: &Purchase| p.customer as usize >= n;
+    let bad_customer = |p: &Purchase| p.customer.index() >= n;
     let bad_store = |p: &Purchase| p.store().is_some_and(|s| s as usize >= stores);
     let sorted = joined.purchases.is_sorted_by_key(|p| p.customer);
     if sorted
@@ -252,7 +252,7 @@ fn customer_ranges(joined: &Joined) -> Vec<Range<usize>> {
     let mut start = 0usize;
     for group in purchases.chunk_by(|a, b| a.customer == b.customer) {
         let end = start + group.len();
-        if let Some(r) = ranges.get_mut(group[0].customer as usize) {
+        if let Some(r) = ranges.get_mut(group[0].customer.index()) {
             *r = start..end;
         }
         start = end;
@@ -313,7 +313,7 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Customer, Gender};
+    use crate::model::{Customer, CustomerIdx, Gender};
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).expect("valid date")
@@ -343,13 +343,28 @@ mod tests {
         joined.quality.add("customers_duplicate_mobile", 2);
         let ymd = RawDate::Ymd(d(2026, 1, 10));
         joined.purchases = vec![
-            Purchase::new(0, ymd, Some(10.0), Some(0)),
-            Purchase::new(0, ymd, Some(10.0), Some(0)), // exact duplicate
-            Purchase::new(0, RawDate::Dmy(d(2026, 1, 10)), Some(10.0), Some(0)), // other text: kept
-            Purchase::new(0, RawDate::Null, None, None),
-            Purchase::new(0, RawDate::Null, None, None), // duplicate of a null row
-            Purchase::new(2, RawDate::Text(0), Some(5.0), Some(1)),
-            Purchase::new(2, RawDate::Ymd(d(2027, 1, 1)), Some(7.0), None),
+            Purchase::new(CustomerIdx::from_index(0), ymd, Some(10.0), Some(0)),
+            Purchase::new(CustomerIdx::from_index(0), ymd, Some(10.0), Some(0)), // exact duplicate
+            Purchase::new(
+                CustomerIdx::from_index(0),
+                RawDate::Dmy(d(2026, 1, 10)),
+                Some(10.0),
+                Some(0),
+            ), // other text: kept
+            Purchase::new(CustomerIdx::from_index(0), RawDate::Null, None, None),
+            Purchase::new(CustomerIdx::from_index(0), RawDate::Null, None, None), // duplicate of a null row
+            Purchase::new(
+                CustomerIdx::from_index(2),
+                RawDate::Text(0),
+                Some(5.0),
+                Some(1),
+            ),
+            Purchase::new(
+                CustomerIdx::from_index(2),
+                RawDate::Ymd(d(2027, 1, 1)),
+                Some(7.0),
+                None,
+            ),
         ];
         joined
     }
@@ -399,12 +414,18 @@ mod tests {
     fn unsorted_or_dangling_purchases_are_repaired_and_counted() {
         let mut joined = dirty_joined();
         joined.purchases.swap(0, 6);
-        joined
-            .purchases
-            .push(Purchase::new(9, RawDate::Null, None, None));
-        joined
-            .purchases
-            .push(Purchase::new(1, RawDate::Null, Some(1.0), Some(7)));
+        joined.purchases.push(Purchase::new(
+            CustomerIdx::from_index(9),
+            RawDate::Null,
+            None,
+            None,
+        ));
+        joined.purchases.push(Purchase::new(
+            CustomerIdx::from_index(1),
+            RawDate::Null,
+            Some(1.0),
+            Some(7),
+        ));
         let fixed = normalize(&joined).expect("needs repair");
         let q = &fixed.quality;
         assert_eq!(q.get("purchases_resorted_by_customer"), 1);

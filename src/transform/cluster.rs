@@ -2,7 +2,7 @@
 //! final KMeans on the scaled buyers. The KMeans algorithm itself is in
 //! `kmeans`; ordering and naming segments is in `label`.
 
-use crate::config::KChoice;
+use super::KChoice;
 use crate::model::KSweep;
 use crate::rng;
 

@@ -94,7 +94,7 @@ fn customer_features(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Customer, Purchase, RawDate};
+    use crate::model::{Customer, CustomerIdx, Purchase, RawDate};
     use crate::transform::clean::clean;
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -123,13 +123,33 @@ mod tests {
         let as_of = d(2026, 6, 30);
         let j = joined(
             vec![
-                Purchase::new(0, RawDate::Ymd(d(2026, 1, 1)), Some(100.0), Some(0)),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 1, 1)),
+                    Some(100.0),
+                    Some(0),
+                ),
                 // DD-MM-YYYY counts as a date: the last one.
-                Purchase::new(0, RawDate::Dmy(d(2026, 6, 20)), Some(50.0), Some(0)),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Dmy(d(2026, 6, 20)),
+                    Some(50.0),
+                    Some(0),
+                ),
                 // Null amount: counted as a purchase, not as money.
-                Purchase::new(0, RawDate::Ymd(d(2026, 3, 1)), None, Some(0)),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 3, 1)),
+                    None,
+                    Some(0),
+                ),
                 // After as-of: no date features, but the money counts.
-                Purchase::new(0, RawDate::Ymd(d(2026, 7, 15)), Some(250.0), None),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 7, 15)),
+                    Some(250.0),
+                    None,
+                ),
             ],
             1,
         );
@@ -153,7 +173,15 @@ mod tests {
     #[test]
     fn no_purchases_and_no_dates_get_zeros_and_capped_recency() {
         let as_of = d(2026, 6, 30);
-        let j = joined(vec![Purchase::new(1, RawDate::Null, None, None)], 2);
+        let j = joined(
+            vec![Purchase::new(
+                CustomerIdx::from_index(1),
+                RawDate::Null,
+                None,
+                None,
+            )],
+            2,
+        );
         let c = clean(&j, as_of);
         let f = features(&j, &c);
         let none = Features {
@@ -176,8 +204,18 @@ mod tests {
         let as_of = d(2026, 6, 30);
         let j = joined(
             vec![
-                Purchase::new(0, RawDate::Ymd(d(2026, 6, 1)), Some(1.0), Some(0)),
-                Purchase::new(0, RawDate::Ymd(d(2026, 6, 2)), Some(1.0), Some(0)),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 6, 1)),
+                    Some(1.0),
+                    Some(0),
+                ),
+                Purchase::new(
+                    CustomerIdx::from_index(0),
+                    RawDate::Ymd(d(2026, 6, 2)),
+                    Some(1.0),
+                    Some(0),
+                ),
             ],
             1,
         );

@@ -10,23 +10,21 @@ mod clean;
 mod cluster;
 pub mod evaluate;
 mod features;
+mod k_choice;
 pub mod kmeans;
 mod label;
 mod scale;
-pub mod synthetic;
+#[cfg(test)]
+mod synthetic;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::config::KChoice;
 use crate::model::{Evaluation, Joined, Persona, Report, SegmentModel};
 
-pub use clean::UNKNOWN_STORE;
-pub use features::RECENCY_CAP_DAYS;
-pub use label::NO_PURCHASES;
-pub use scale::{ALL_FEATURES, DEFAULT_FEATURES};
+pub use k_choice::KChoice;
 
 /// Transform inputs, built from `Settings`.
 #[derive(Clone, Debug)]
@@ -239,6 +237,7 @@ fn evaluate_truth(segment: &[u32], truth: &[Option<Persona>]) -> Evaluation {
 
 #[cfg(test)]
 mod tests {
+    use super::label::NO_PURCHASES;
     use super::*;
     use crate::config::TransformSettings;
 

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use rand::RngExt;
 
 use crate::generate::persona::{self, Planned};
-use crate::model::{Customer, Gender, Joined, Purchase, RawDate};
+use crate::model::{Customer, CustomerIdx, Gender, Joined, Purchase, RawDate};
 use crate::rng;
 
 /// Dirt rates; `Default` is DESIGN §3's API default plus generate's
@@ -58,7 +58,7 @@ pub fn joined(n: usize, seed: u64, as_of: NaiveDate, dirt: &Dirt) -> Joined {
             49..98 => Some(Gender::Female),
             _ => Some(Gender::Other),
         };
-        let cid = i as u32;
+        let cid = CustomerIdx::from_index(i);
         j.customers.push(Customer {
             mobile: mobile.clone(),
             name: Some(format!("Customer {i}")),

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, TimeZone, Utc};
 use segpipe::load::{Error, LoadOpts, Target, load};
 use segpipe::model::{
-    CustomerBehavior, CustomerSegment, Evaluation, Gender, PurchaseTrend, Quality, QualityCount,
-    Report, SegmentMetrics, SegmentModel, StoreSummary, YearMonth,
+    CustomerBehavior, CustomerIdx, CustomerSegment, Evaluation, Gender, PurchaseTrend, Quality,
+    QualityCount, Report, SegmentMetrics, SegmentModel, StoreSummary, YearMonth,
 };
 
 use crate::pg::{TestDb, rows, scalar, try_exec};
@@ -56,7 +56,7 @@ pub fn report(n: u32, variant: u32) -> Report {
             let last = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date")
                 - chrono::Days::new(u64::from(i * 3 % 700));
             CustomerBehavior {
-                customer: i,
+                customer: CustomerIdx::from_index(i as usize),
                 total_spent: f64::from(i) * 10.25 + v,
                 avg_transaction_value: 12.345 + v,
                 max_purchase_amount: 50.0 + v,
@@ -76,7 +76,7 @@ pub fn report(n: u32, variant: u32) -> Report {
     let stores = (0..n)
         .flat_map(|i| {
             (0..2).map(move |s| StoreSummary {
-                customer: i,
+                customer: CustomerIdx::from_index(i as usize),
                 store: (i + s) % 3,
                 total_spent: f64::from(i + s) * 1.5 + v,
                 visit_count: i % 4 + s,
@@ -88,7 +88,7 @@ pub fn report(n: u32, variant: u32) -> Report {
             [(2025, 11), (2025, 12), (2026, 1)]
                 .into_iter()
                 .map(move |(year, month)| PurchaseTrend {
-                    customer: i,
+                    customer: CustomerIdx::from_index(i as usize),
                     month: YearMonth { year, month },
                     total_spent: f64::from(i) + f64::from(month) / 100.0 + v,
                     num_purchases: month % 3,
@@ -450,7 +450,7 @@ fn foreign_keys_hold() {
 fn bad_values_name_table_and_row() {
     let db = TestDb::new();
     let mut r = report(10, 1);
-    r.trends[4].customer = 999;
+    r.trends[4].customer = CustomerIdx::from_index(999);
     let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("dangling");
     assert_eq!(
         err.to_string(),
@@ -485,7 +485,7 @@ fn bad_values_name_table_and_row() {
 
 #[test]
 fn connect_error_masks_the_password() {
-    let url = segpipe::config::DatabaseUrl::new("postgres://postgres:hunter2@127.0.0.1:1/nowhere");
+    let url = segpipe::secret::DatabaseUrl::new("postgres://postgres:hunter2@127.0.0.1:1/nowhere");
     let err =
         load(&report(3, 1), &Target::Postgres(url), &LoadOpts::default()).expect_err("refused");
     let chain = segpipe::error::chain(&err);

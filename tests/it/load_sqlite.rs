@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use segpipe::config::DatabaseUrl;
 use segpipe::load::{Error, LoadOpts, Target, load};
 use segpipe::model::Report;
+use segpipe::secret::DatabaseUrl;
 
 use crate::load_postgres::{TABLES, report};
 use crate::util::Workdir;

@@ -1,12 +1,16 @@
 //! Integration tests: one binary, shared helpers, one file per area.
 
 mod api;
+mod checkpoint;
 mod cli;
 mod extract;
 mod generate;
+mod hostile_upstream;
 mod load_postgres;
 mod load_sqlite;
 mod pg;
 mod run;
+mod schema_declarations;
 mod strict_server;
+mod upstream_faults;
 mod util;

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use segpipe::config::DatabaseUrl;
+use segpipe::secret::DatabaseUrl;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 const START_HINT: &str = "start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start` \

@@ -1,10 +1,7 @@
 //! Shared helpers: a temp workdir per test, the real binary, loopback waits.
-#![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 /// A temporary working directory, removed on drop.
 pub struct Workdir {
@@ -80,18 +77,6 @@ pub fn fail(out: Output) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Wait until something accepts TCP connections on `addr` (no fixed sleeps).
-pub fn wait_for_tcp(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        std::thread::yield_now();
-    }
-    panic!("nothing listening on {addr} after 30s");
 }
 
 /// A loopback port that nothing listens on (bound, then released).
