@@ -81,13 +81,16 @@ fn main() -> anyhow_free::Result {
     let mut rows: Vec<[f64; 3]> = report
         .customers
         .iter()
-        .filter(|c| c.purchase_count > 0)
-        .map(|c| {
-            [
+        .filter_map(|c| {
+            // Buyers with a known recency (the pipeline imputes the rest).
+            let recency = c
+                .days_since_last_purchase
+                .filter(|_| c.purchase_count > 0)?;
+            Some([
                 c.clv.ln_1p(),
                 f64::from(c.purchase_count).ln_1p(),
-                f64::from(c.days_since_last_purchase),
-            ]
+                f64::from(recency),
+            ])
         })
         .collect();
     for j in 0..3 {

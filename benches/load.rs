@@ -81,25 +81,28 @@ fn synthetic(n: u32) -> Report {
             income: Some(money(r ^ 1) * 20.0),
             gender: Some([Gender::Male, Gender::Female, Gender::Other][(r >> 32) as usize % 3]),
             clv: money(r ^ 2) * 4.0,
-            avg_purchase_amount: money(r ^ 3),
+            avg_purchase_amount: Some(money(r ^ 3)),
             purchase_count: count,
-            days_since_last_purchase: recency,
-            purchase_frequency: f64::from(count) / 24.0,
+            days_since_last_purchase: Some(recency),
+            purchase_frequency: Some(f64::from(count) / 24.0),
             segment,
             segment_label: format!("segment {segment}"),
+            r_score: Some((r % 5) as u8 + 1),
+            f_score: Some((r >> 3) as u8 % 5 + 1),
+            m_score: Some((r >> 6) as u8 % 5 + 1),
         });
         let last = as_of - chrono::Days::new(recency as u64);
         behavior.push(CustomerBehavior {
             customer: CustomerIdx::from_index(i as usize),
             total_spent: money(r ^ 2) * 4.0,
-            avg_transaction_value: money(r ^ 3),
-            max_purchase_amount: money(r ^ 4),
-            min_purchase_amount: money(r ^ 5) / 10.0,
+            avg_transaction_value: Some(money(r ^ 3)),
+            max_purchase_amount: Some(money(r ^ 4)),
+            min_purchase_amount: Some(money(r ^ 5) / 10.0),
             purchase_count: count,
             first_purchase: Some(last - chrono::Days::new(60)),
             last_purchase: Some(last),
-            days_since_first_purchase: recency + 60,
-            days_since_last_purchase: recency,
+            days_since_first_purchase: Some(recency + 60),
+            days_since_last_purchase: Some(recency),
         });
         for s in 0..3 {
             stores.push(StoreSummary {
@@ -129,11 +132,11 @@ fn synthetic(n: u32) -> Report {
             num_customers: u64::from(n / k),
             total_spend: 1.0e9,
             avg_clv: 1234.5,
-            avg_age: 40.0,
-            avg_income: 50_000.0,
+            avg_age: Some(40.0),
+            avg_income: Some(50_000.0),
             avg_purchase_count: 20.0,
-            avg_days_since_last_purchase: 300.0,
-            avg_purchase_frequency: 0.8,
+            avg_days_since_last_purchase: Some(300.0),
+            avg_purchase_frequency: Some(0.8),
             share_of_customers: 0.2,
             share_of_spend: 0.2,
         })
@@ -156,6 +159,7 @@ fn synthetic(n: u32) -> Report {
         .to_vec(),
         stores,
         trends,
+        transitions: Vec::new(),
         model: SegmentModel {
             run_id: "bench".to_owned(),
             started_at: Utc

@@ -15,7 +15,7 @@ use crate::interner::Interner;
 use crate::model::{
     Customer, CustomerIdx, Gender, Joined, Persona, Quality, RawDate, Report, SegmentModel,
 };
-use crate::report_tables::TABLES;
+use crate::report_tables::{HISTORY, TABLES};
 use crate::table::{Cell, Fields, ReportParts, Table, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -193,7 +193,7 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
 /// Write transform's checkpoint: the report tables, model and quality.
 pub fn write_report(dir: &Path, r: &Report) -> Result<(), Error> {
     create_dir(dir)?;
-    for table in TABLES {
+    for table in TABLES.iter().chain(&HISTORY) {
         write_table(dir, r, table)?;
     }
     let model_path = dir.join(MODEL);
@@ -424,6 +424,12 @@ pub fn read_report(dir: &Path) -> Result<Report, Error> {
     for table in TABLES {
         read_table(dir, table, &mut parts)?;
     }
+    // Checkpoints written before history tables existed have no such file.
+    for table in HISTORY {
+        if dir.join(file_name(table)).exists() {
+            read_table(dir, table, &mut parts)?;
+        }
+    }
     let model_path = dir.join(MODEL);
     let text = std::fs::read(&model_path).map_err(|source| Error::Open {
         path: model_path.clone(),
@@ -441,6 +447,7 @@ pub fn read_report(dir: &Path) -> Result<Report, Error> {
         store_names: parts.store_names,
         stores: parts.stores,
         trends: parts.trends,
+        transitions: parts.transitions,
         model,
         quality: read_quality(dir, QUALITY)?,
     })

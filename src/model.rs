@@ -295,12 +295,18 @@ pub struct CustomerSegment {
     pub income: Option<f64>,
     pub gender: Option<Gender>,
     pub clv: f64,
-    pub avg_purchase_amount: f64,
+    /// `None` when no purchase had an amount.
+    pub avg_purchase_amount: Option<f64>,
     pub purchase_count: u32,
-    pub days_since_last_purchase: i32,
-    pub purchase_frequency: f64,
+    /// `None` when no purchase had a usable date.
+    pub days_since_last_purchase: Option<i32>,
+    pub purchase_frequency: Option<f64>,
     pub segment: u32,
     pub segment_label: String,
+    /// RFM quintile scores (1–5, 5 = best), for buyers only.
+    pub r_score: Option<u8>,
+    pub f_score: Option<u8>,
+    pub m_score: Option<u8>,
 }
 
 /// customer_behavior_metrics row; `customer` indexes `Report::customers`.
@@ -308,14 +314,16 @@ pub struct CustomerSegment {
 pub struct CustomerBehavior {
     pub customer: CustomerIdx,
     pub total_spent: f64,
-    pub avg_transaction_value: f64,
-    pub max_purchase_amount: f64,
-    pub min_purchase_amount: f64,
+    /// The amount columns are `None` when no purchase had an amount.
+    pub avg_transaction_value: Option<f64>,
+    pub max_purchase_amount: Option<f64>,
+    pub min_purchase_amount: Option<f64>,
     pub purchase_count: u32,
+    /// The date columns are `None` when no purchase had a usable date.
     pub first_purchase: Option<NaiveDate>,
     pub last_purchase: Option<NaiveDate>,
-    pub days_since_first_purchase: i32,
-    pub days_since_last_purchase: i32,
+    pub days_since_first_purchase: Option<i32>,
+    pub days_since_last_purchase: Option<i32>,
 }
 
 /// segment_metrics row.
@@ -326,11 +334,12 @@ pub struct SegmentMetrics {
     pub num_customers: u64,
     pub total_spend: f64,
     pub avg_clv: f64,
-    pub avg_age: f64,
-    pub avg_income: f64,
+    /// Averages over the segment's known values; `None` when none is known.
+    pub avg_age: Option<f64>,
+    pub avg_income: Option<f64>,
     pub avg_purchase_count: f64,
-    pub avg_days_since_last_purchase: f64,
-    pub avg_purchase_frequency: f64,
+    pub avg_days_since_last_purchase: Option<f64>,
+    pub avg_purchase_frequency: Option<f64>,
     pub share_of_customers: f64,
     pub share_of_spend: f64,
 }
@@ -368,6 +377,10 @@ pub struct FeatureScale {
     pub log1p: bool,
     pub mean: f64,
     pub std: f64,
+    /// What a customer's unknown value becomes before scaling (the median of
+    /// the fitted buyers' known values, raw units); `None` if none was unknown.
+    #[serde(default)]
+    pub impute: Option<f64>,
 }
 
 /// Agreement of the segments with the planted personas.
@@ -398,6 +411,15 @@ pub struct SegmentModel {
     pub evaluation: Option<Evaluation>,
 }
 
+/// segment_transitions row: customers that the previous model puts in
+/// `from_segment` and this run puts in `to_segment`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from_segment: u32,
+    pub to_segment: u32,
+    pub customers: u64,
+}
+
 /// Output of transform: the report tables plus model and quality.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -407,6 +429,8 @@ pub struct Report {
     pub store_names: Vec<String>,
     pub stores: Vec<StoreSummary>,
     pub trends: Vec<PurchaseTrend>,
+    /// Moves from the previous model's segments (empty without one).
+    pub transitions: Vec<Transition>,
     pub model: SegmentModel,
     pub quality: Quality,
 }

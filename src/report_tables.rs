@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{
     CustomerBehavior, CustomerIdx, CustomerSegment, PurchaseTrend, Report, SegmentMetrics,
-    StoreSummary,
+    StoreSummary, Transition,
 };
 use crate::table::{Cell, ForeignKey, Kind, Table, col, nullable};
 
@@ -22,6 +22,11 @@ pub const TABLES: [&Table; 5] = [
     &CUSTOMER_STORE_SUMMARY,
     &CUSTOMER_PURCHASE_TRENDS,
 ];
+
+/// History tables: appended per run (keyed by run id), never replaced. A
+/// load first removes the rows of its own run id, so loading a report twice
+/// does not duplicate them.
+pub const HISTORY: [&Table; 1] = [&SEGMENT_TRANSITIONS];
 
 /// Rows per table, as recorded in `pipeline_runs.row_counts`.
 pub fn row_counts(report: &Report) -> BTreeMap<String, u64> {
@@ -56,11 +61,11 @@ pub const SEGMENT_METRICS: Table = Table {
         col("num_customers", Kind::BigInt),
         col("total_spend", Kind::Total),
         col("avg_clv", Kind::Money),
-        col("avg_age", Kind::Float),
-        col("avg_income", Kind::Money),
+        nullable("avg_age", Kind::Float),
+        nullable("avg_income", Kind::Money),
         col("avg_purchase_count", Kind::Float),
-        col("avg_days_since_last_purchase", Kind::Float),
-        col("avg_purchase_frequency", Kind::Float),
+        nullable("avg_days_since_last_purchase", Kind::Float),
+        nullable("avg_purchase_frequency", Kind::Float),
         col("share_of_customers", Kind::Float),
         col("share_of_spend", Kind::Float),
     ],
@@ -75,11 +80,11 @@ pub const SEGMENT_METRICS: Table = Table {
             i64::try_from(s.num_customers).map_or(Cell::Null, Cell::Int),
             Cell::Float(s.total_spend),
             Cell::Float(s.avg_clv),
-            Cell::Float(s.avg_age),
-            Cell::Float(s.avg_income),
+            Cell::opt(s.avg_age, Cell::Float),
+            Cell::opt(s.avg_income, Cell::Float),
             Cell::Float(s.avg_purchase_count),
-            Cell::Float(s.avg_days_since_last_purchase),
-            Cell::Float(s.avg_purchase_frequency),
+            Cell::opt(s.avg_days_since_last_purchase, Cell::Float),
+            Cell::opt(s.avg_purchase_frequency, Cell::Float),
             Cell::Float(s.share_of_customers),
             Cell::Float(s.share_of_spend),
         ]);
@@ -91,11 +96,11 @@ pub const SEGMENT_METRICS: Table = Table {
             num_customers: f.int(2)?,
             total_spend: f.float(3)?,
             avg_clv: f.float(4)?,
-            avg_age: f.float(5)?,
-            avg_income: f.float(6)?,
+            avg_age: f.opt_float(5)?,
+            avg_income: f.opt_float(6)?,
             avg_purchase_count: f.float(7)?,
-            avg_days_since_last_purchase: f.float(8)?,
-            avg_purchase_frequency: f.float(9)?,
+            avg_days_since_last_purchase: f.opt_float(8)?,
+            avg_purchase_frequency: f.opt_float(9)?,
             share_of_customers: f.float(10)?,
             share_of_spend: f.float(11)?,
         });
@@ -112,12 +117,15 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
         nullable("income", Kind::Money),
         nullable("gender", Kind::Text),
         col("clv", Kind::Money),
-        col("avg_purchase_amount", Kind::Money),
+        nullable("avg_purchase_amount", Kind::Money),
         col("purchase_count", Kind::Int),
-        col("days_since_last_purchase", Kind::Int),
-        col("purchase_frequency", Kind::Float),
+        nullable("days_since_last_purchase", Kind::Int),
+        nullable("purchase_frequency", Kind::Float),
         col("segment", Kind::Int),
         col("segment_label", Kind::Text),
+        nullable("r_score", Kind::Int),
+        nullable("f_score", Kind::Int),
+        nullable("m_score", Kind::Int),
     ],
     key: &["mobile"],
     parent: Some(ForeignKey {
@@ -134,12 +142,15 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
             Cell::opt(c.income, Cell::Float),
             Cell::opt(c.gender, |g| Cell::Text(g.as_str())),
             Cell::Float(c.clv),
-            Cell::Float(c.avg_purchase_amount),
+            Cell::opt(c.avg_purchase_amount, Cell::Float),
             Cell::Int(i64::from(c.purchase_count)),
-            Cell::Int(i64::from(c.days_since_last_purchase)),
-            Cell::Float(c.purchase_frequency),
+            Cell::opt(c.days_since_last_purchase, |d| Cell::Int(i64::from(d))),
+            Cell::opt(c.purchase_frequency, Cell::Float),
             Cell::Int(i64::from(c.segment)),
             Cell::Text(&c.segment_label),
+            Cell::opt(c.r_score, |s| Cell::Int(i64::from(s))),
+            Cell::opt(c.f_score, |s| Cell::Int(i64::from(s))),
+            Cell::opt(c.m_score, |s| Cell::Int(i64::from(s))),
         ]);
     },
     read: |p, f| {
@@ -150,12 +161,15 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
             income: f.opt_float(3)?,
             gender: f.opt_gender(4)?,
             clv: f.float(5)?,
-            avg_purchase_amount: f.float(6)?,
+            avg_purchase_amount: f.opt_float(6)?,
             purchase_count: f.int(7)?,
-            days_since_last_purchase: f.int(8)?,
-            purchase_frequency: f.float(9)?,
+            days_since_last_purchase: f.opt_int(8)?,
+            purchase_frequency: f.opt_float(9)?,
             segment: f.int(10)?,
             segment_label: f.text(11)?,
+            r_score: f.opt_int(12)?,
+            f_score: f.opt_int(13)?,
+            m_score: f.opt_int(14)?,
         });
         Ok(())
     },
@@ -166,14 +180,14 @@ pub const CUSTOMER_BEHAVIOR_METRICS: Table = Table {
     columns: &[
         col("mobile", Kind::Text),
         col("total_spent", Kind::Money),
-        col("avg_transaction_value", Kind::Money),
-        col("max_purchase_amount", Kind::Money),
-        col("min_purchase_amount", Kind::Money),
+        nullable("avg_transaction_value", Kind::Money),
+        nullable("max_purchase_amount", Kind::Money),
+        nullable("min_purchase_amount", Kind::Money),
         col("purchase_count", Kind::Int),
         nullable("first_purchase", Kind::Date),
         nullable("last_purchase", Kind::Date),
-        col("days_since_first_purchase", Kind::Int),
-        col("days_since_last_purchase", Kind::Int),
+        nullable("days_since_first_purchase", Kind::Int),
+        nullable("days_since_last_purchase", Kind::Int),
     ],
     key: &["mobile"],
     parent: MOBILE_FK,
@@ -183,14 +197,14 @@ pub const CUSTOMER_BEHAVIOR_METRICS: Table = Table {
         out.extend([
             mobile(r, b.customer),
             Cell::Float(b.total_spent),
-            Cell::Float(b.avg_transaction_value),
-            Cell::Float(b.max_purchase_amount),
-            Cell::Float(b.min_purchase_amount),
+            Cell::opt(b.avg_transaction_value, Cell::Float),
+            Cell::opt(b.max_purchase_amount, Cell::Float),
+            Cell::opt(b.min_purchase_amount, Cell::Float),
             Cell::Int(i64::from(b.purchase_count)),
             Cell::opt(b.first_purchase, Cell::Date),
             Cell::opt(b.last_purchase, Cell::Date),
-            Cell::Int(i64::from(b.days_since_first_purchase)),
-            Cell::Int(i64::from(b.days_since_last_purchase)),
+            Cell::opt(b.days_since_first_purchase, |d| Cell::Int(i64::from(d))),
+            Cell::opt(b.days_since_last_purchase, |d| Cell::Int(i64::from(d))),
         ]);
     },
     read: |p, f| {
@@ -198,14 +212,14 @@ pub const CUSTOMER_BEHAVIOR_METRICS: Table = Table {
         p.behavior.push(CustomerBehavior {
             customer,
             total_spent: f.float(1)?,
-            avg_transaction_value: f.float(2)?,
-            max_purchase_amount: f.float(3)?,
-            min_purchase_amount: f.float(4)?,
+            avg_transaction_value: f.opt_float(2)?,
+            max_purchase_amount: f.opt_float(3)?,
+            min_purchase_amount: f.opt_float(4)?,
             purchase_count: f.int(5)?,
             first_purchase: f.opt_date(6)?,
             last_purchase: f.opt_date(7)?,
-            days_since_first_purchase: f.int(8)?,
-            days_since_last_purchase: f.int(9)?,
+            days_since_first_purchase: f.opt_int(8)?,
+            days_since_last_purchase: f.opt_int(9)?,
         });
         Ok(())
     },
@@ -279,6 +293,36 @@ pub const CUSTOMER_PURCHASE_TRENDS: Table = Table {
             month: f.month(1)?,
             total_spent: f.float(2)?,
             num_purchases: f.int(3)?,
+        });
+        Ok(())
+    },
+};
+
+pub const SEGMENT_TRANSITIONS: Table = Table {
+    name: "segment_transitions",
+    columns: &[
+        col("run_id", Kind::Text),
+        col("from_segment", Kind::Int),
+        col("to_segment", Kind::Int),
+        col("customers", Kind::BigInt),
+    ],
+    key: &["run_id", "from_segment", "to_segment"],
+    parent: None,
+    len: |r| r.transitions.len(),
+    cells: |r, i, out| {
+        let t = &r.transitions[i];
+        out.extend([
+            Cell::Text(&r.model.run_id),
+            Cell::Int(i64::from(t.from_segment)),
+            Cell::Int(i64::from(t.to_segment)),
+            i64::try_from(t.customers).map_or(Cell::Null, Cell::Int),
+        ]);
+    },
+    read: |p, f| {
+        p.transitions.push(Transition {
+            from_segment: f.int(1)?,
+            to_segment: f.int(2)?,
+            customers: f.int(3)?,
         });
         Ok(())
     },

@@ -78,7 +78,7 @@ pub fn describe_report(r: &Report) -> String {
     for seg in &r.segments {
         let _ = writeln!(
             s,
-            "{:>7}  {:<24} {:>10} {:>14.2} {:>10.2} {:>9.2} {:>8.1}",
+            "{:>7}  {:<24} {:>10} {:>14.2} {:>10.2} {:>9.2} {:>8}",
             seg.segment,
             seg.segment_label,
             seg.num_customers,
@@ -86,6 +86,7 @@ pub fn describe_report(r: &Report) -> String {
             seg.avg_clv,
             seg.avg_purchase_count,
             seg.avg_days_since_last_purchase
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.1}"))
         );
     }
     s

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use crate::interner::Interner;
 use crate::model::{
     CustomerBehavior, CustomerIdx, CustomerSegment, Gender, PurchaseTrend, Report, SegmentMetrics,
-    StoreSummary, YearMonth,
+    StoreSummary, Transition, YearMonth,
 };
 
 /// A column's kind: decides its SQL types, its checks and its text form.
@@ -328,6 +328,7 @@ pub struct ReportParts {
     pub store_ids: Interner,
     pub stores: Vec<StoreSummary>,
     pub trends: Vec<PurchaseTrend>,
+    pub transitions: Vec<Transition>,
 }
 
 impl ReportParts {

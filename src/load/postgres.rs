@@ -28,7 +28,7 @@ use tokio_postgres::{NoTls, Transaction};
 use super::numeric::Cents;
 use super::{Error, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, YearMonth};
-use crate::report_tables::TABLES;
+use crate::report_tables::{HISTORY, TABLES};
 use crate::secret::DatabaseUrl;
 use crate::table::{Cell, Column, Kind, Table, check};
 
@@ -187,6 +187,7 @@ async fn replace_tables(
         ));
     }
     ddl(&tx, "swap in the new tables", &swap).await?;
+    write_history(&tx, report).await?;
     record_run(&tx, report).await?;
     timings.push(("swap".to_owned(), started.elapsed()));
     let started = Instant::now();
@@ -204,6 +205,53 @@ async fn ddl(tx: &Transaction<'_>, step: &str, sql: &str) -> Result<(), Error> {
         step: step.to_owned(),
         source,
     })
+}
+
+/// Append the history tables' rows, replacing any this run id already has.
+async fn write_history(tx: &Transaction<'_>, report: &Report) -> Result<(), Error> {
+    for table in HISTORY {
+        let name = table.name;
+        let copy_err = |source| Error::Copy {
+            table: name,
+            source,
+        };
+        tx.execute(
+            &format!("DELETE FROM {name} WHERE {} = $1", table.key[0]),
+            &[&report.model.run_id],
+        )
+        .await
+        .map_err(copy_err)?;
+        let columns: Vec<&str> = table.column_names().collect();
+        let params: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO {name} ({}) VALUES ({})",
+                columns.join(", "),
+                params.join(", ")
+            ))
+            .await
+            .map_err(copy_err)?;
+        let mut cells = Vec::with_capacity(columns.len());
+        for row in 0..(table.len)(report) {
+            cells.clear();
+            (table.cells)(report, row, &mut cells);
+            let values = table
+                .columns
+                .iter()
+                .zip(&cells)
+                .map(|(column, cell)| PgValue::new(column, *cell))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|reason| Error::Value {
+                    table: name,
+                    row,
+                    reason,
+                })?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            tx.execute(&insert, &refs).await.map_err(copy_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// `pipeline_runs` row for this load; `load_number` counts loads of the

@@ -36,18 +36,32 @@ pub(crate) struct Applied {
 }
 
 /// PostgreSQL migrations, in version order.
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "reporting_schema",
-    sql: include_str!("../../migrations/postgres/V1__reporting_schema.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "reporting_schema",
+        sql: include_str!("../../migrations/postgres/V1__reporting_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "honest_nulls_rfm_transitions",
+        sql: include_str!("../../migrations/postgres/V2__honest_nulls_rfm_transitions.sql"),
+    },
+];
 
 /// SQLite migrations, in version order.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "reporting_schema",
-    sql: include_str!("../../migrations/sqlite/V1__reporting_schema.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "reporting_schema",
+        sql: include_str!("../../migrations/sqlite/V1__reporting_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "honest_nulls_rfm_transitions",
+        sql: include_str!("../../migrations/sqlite/V2__honest_nulls_rfm_transitions.sql"),
+    },
+];
 
 pub(crate) fn checksum(text: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

@@ -17,7 +17,7 @@ use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 
 use super::{Error, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, round2};
-use crate::report_tables::TABLES;
+use crate::report_tables::{HISTORY, TABLES};
 use crate::table::{Cell, Column, Table, check};
 
 /// How long a second loader waits for the first before giving up.
@@ -115,6 +115,21 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
     }
 
     let started = Instant::now();
+    for table in HISTORY {
+        tx.execute(
+            &format!("DELETE FROM {} WHERE {} = ?1", table.name, table.key[0]),
+            [&report.model.run_id],
+        )
+        .map_err(fail(&format!("clear this run from `{}`", table.name)))?;
+        insert_table(&tx, report, table).map_err(|e| match e {
+            Failure::Value(e) => e,
+            Failure::Sqlite(source) => Error::Sqlite {
+                path: path.to_owned(),
+                step: format!("insert into `{}`", table.name),
+                source,
+            },
+        })?;
+    }
     record_run(&tx, report).map_err(fail("record the run in `pipeline_runs`"))?;
     tx.commit().map_err(fail("commit"))?;
     timings.push(("commit".to_owned(), started.elapsed()));

@@ -44,12 +44,15 @@ pub fn aggregate(
             income: cleaned.incomes[c].map(round2),
             gender: cust.gender,
             clv: round2(f.clv),
-            avg_purchase_amount: round2(f.avg_purchase_amount),
+            avg_purchase_amount: f.avg_purchase_amount.map(round2),
             purchase_count: f.purchase_count,
             days_since_last_purchase: f.days_since_last_purchase,
-            purchase_frequency: round4(f.purchase_frequency),
+            purchase_frequency: f.purchase_frequency.map(round4),
             segment: segment[c],
             segment_label: labels[segment[c] as usize].clone(),
+            r_score: None,
+            f_score: None,
+            m_score: None,
         })
         .collect();
     let behavior = features
@@ -58,9 +61,9 @@ pub fn aggregate(
         .map(|(c, f)| CustomerBehavior {
             customer: CustomerIdx::from_index(c),
             total_spent: round2(f.clv),
-            avg_transaction_value: round2(f.avg_purchase_amount),
-            max_purchase_amount: round2(f.max_purchase_amount),
-            min_purchase_amount: round2(f.min_purchase_amount),
+            avg_transaction_value: f.avg_purchase_amount.map(round2),
+            max_purchase_amount: f.max_purchase_amount.map(round2),
+            min_purchase_amount: f.min_purchase_amount.map(round2),
             purchase_count: f.purchase_count,
             first_purchase: f.first_purchase,
             last_purchase: f.last_purchase,
@@ -89,7 +92,9 @@ fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<Segm
         earning: u64,
         count: f64,
         recency: f64,
+        dated: u64,
         freq: f64,
+        timed: u64,
     }
     let mut acc = vec![Acc::default(); labels.len()];
     for c in customers {
@@ -105,12 +110,19 @@ fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<Segm
             a.earning += 1;
         }
         a.count += f64::from(c.purchase_count);
-        a.recency += f64::from(c.days_since_last_purchase);
-        a.freq += c.purchase_frequency;
+        if let Some(r) = c.days_since_last_purchase {
+            a.recency += f64::from(r);
+            a.dated += 1;
+        }
+        if let Some(q) = c.purchase_frequency {
+            a.freq += q;
+            a.timed += 1;
+        }
     }
     let total_n = customers.len().max(1) as f64;
     let total_spend: f64 = acc.iter().map(|a| a.spend).sum();
-    let avg = |sum: f64, n: u64| if n > 0 { sum / n as f64 } else { 0.0 };
+    // Averages over known values only; over none, unknown (DESIGN §5).
+    let avg = |sum: f64, n: u64| (n > 0).then(|| sum / n as f64);
     acc.iter()
         .zip(labels)
         .enumerate()
@@ -119,12 +131,12 @@ fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<Segm
             segment_label: label.clone(),
             num_customers: a.n,
             total_spend: round2(a.spend),
-            avg_clv: round2(avg(a.spend, a.n)),
-            avg_age: round4(avg(a.age, a.aged)),
-            avg_income: round2(avg(a.income, a.earning)),
-            avg_purchase_count: round4(avg(a.count, a.n)),
-            avg_days_since_last_purchase: round4(avg(a.recency, a.n)),
-            avg_purchase_frequency: round4(avg(a.freq, a.n)),
+            avg_clv: round2(avg(a.spend, a.n).unwrap_or(0.0)),
+            avg_age: avg(a.age, a.aged).map(round4),
+            avg_income: avg(a.income, a.earning).map(round2),
+            avg_purchase_count: round4(avg(a.count, a.n).unwrap_or(0.0)),
+            avg_days_since_last_purchase: avg(a.recency, a.dated).map(round4),
+            avg_purchase_frequency: avg(a.freq, a.timed).map(round4),
             share_of_customers: round4(a.n as f64 / total_n),
             share_of_spend: round4(if total_spend > 0.0 {
                 a.spend / total_spend
@@ -323,6 +335,6 @@ mod tests {
         assert_eq!(seg[1].segment_label, "no purchases");
         assert_eq!(seg[0].share_of_customers, 0.6667);
         assert_eq!(seg[0].share_of_spend, 1.0);
-        assert_eq!(seg[0].avg_age, 40.0);
+        assert_eq!(seg[0].avg_age, Some(40.0));
     }
 }

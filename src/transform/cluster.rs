@@ -160,6 +160,7 @@ mod tests {
             data,
             d: 2,
             scales: Vec::<FeatureScale>::new(),
+            imputed: Vec::new(),
         };
         let opts = ClusterOpts {
             k: KChoice::Auto,

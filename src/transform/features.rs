@@ -10,34 +10,30 @@ use crate::model::Joined;
 
 use super::clean::Cleaned;
 
-/// Recency given to a customer with no dated purchase: the two-year purchase
-/// window (730 days) plus one, so "never seen" sorts just past the oldest
-/// possible real purchase instead of at an arbitrary huge number that would
-/// dominate z-scores.
-pub const RECENCY_CAP_DAYS: i32 = 731;
-
 /// Shortest active span used by `purchase_frequency`, so one or two purchases
 /// on nearby days do not read as a huge rate.
 pub const MIN_SPAN_DAYS: i64 = 30;
 
-/// Behaviour of one customer.
+/// Behaviour of one customer. What cannot be known is `None`, never a
+/// stand-in (DESIGN §4): clustering imputes for itself (`scale`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Features {
-    /// Sum of non-null amounts.
+    /// Sum of non-null amounts (0 when there is none: nothing was spent).
     pub clv: f64,
-    /// Over non-null amounts; 0 when there is none.
-    pub avg_purchase_amount: f64,
-    pub max_purchase_amount: f64,
-    pub min_purchase_amount: f64,
+    /// Over non-null amounts; `None` when there is none.
+    pub avg_purchase_amount: Option<f64>,
+    pub max_purchase_amount: Option<f64>,
+    pub min_purchase_amount: Option<f64>,
     /// Purchases after dedupe, whatever their nulls.
     pub purchase_count: u32,
-    /// Over valid (parsed, not future) dates.
+    /// Over valid (parsed, not future) dates; `None` without one.
     pub first_purchase: Option<NaiveDate>,
     pub last_purchase: Option<NaiveDate>,
-    pub days_since_first_purchase: i32,
-    pub days_since_last_purchase: i32,
-    /// Purchases per 30 days over max(last - first, 30 days); 0 without dates.
-    pub purchase_frequency: f64,
+    pub days_since_first_purchase: Option<i32>,
+    pub days_since_last_purchase: Option<i32>,
+    /// Purchases per 30 days over max(last - first, 30 days); `None`
+    /// without a dated purchase.
+    pub purchase_frequency: Option<f64>,
 }
 
 /// Features of every customer, in `joined.customers` order (none dropped).
@@ -51,42 +47,30 @@ fn customer_features(
     purchases: impl Iterator<Item = super::clean::CleanPurchase>,
     as_of: NaiveDate,
 ) -> Features {
-    let mut f = Features {
-        min_purchase_amount: f64::INFINITY,
-        ..Features::default()
-    };
+    let mut f = Features::default();
     let mut priced = 0u32;
     for p in purchases {
         f.purchase_count += 1;
         if let Some(a) = p.amount {
             priced += 1;
             f.clv += a;
-            f.max_purchase_amount = f.max_purchase_amount.max(a);
-            f.min_purchase_amount = f.min_purchase_amount.min(a);
+            f.max_purchase_amount = Some(f.max_purchase_amount.map_or(a, |m| m.max(a)));
+            f.min_purchase_amount = Some(f.min_purchase_amount.map_or(a, |m| m.min(a)));
         }
         if let Some(d) = p.date {
             f.first_purchase = Some(f.first_purchase.map_or(d, |x| x.min(d)));
             f.last_purchase = Some(f.last_purchase.map_or(d, |x| x.max(d)));
         }
     }
-    if priced == 0 {
-        f.min_purchase_amount = 0.0;
-        f.max_purchase_amount = 0.0;
-    } else {
-        f.avg_purchase_amount = f.clv / f64::from(priced);
+    if priced > 0 {
+        f.avg_purchase_amount = Some(f.clv / f64::from(priced));
     }
-    match (f.first_purchase, f.last_purchase) {
-        (Some(first), Some(last)) => {
-            let days = |d: NaiveDate| i32::try_from((as_of - d).num_days()).unwrap_or(i32::MAX);
-            f.days_since_first_purchase = days(first);
-            f.days_since_last_purchase = days(last);
-            let span = (last - first).num_days().max(MIN_SPAN_DAYS) as f64;
-            f.purchase_frequency = f64::from(f.purchase_count) * 30.0 / span;
-        }
-        _ => {
-            f.days_since_first_purchase = RECENCY_CAP_DAYS;
-            f.days_since_last_purchase = RECENCY_CAP_DAYS;
-        }
+    if let (Some(first), Some(last)) = (f.first_purchase, f.last_purchase) {
+        let days = |d: NaiveDate| i32::try_from((as_of - d).num_days()).unwrap_or(i32::MAX);
+        f.days_since_first_purchase = Some(days(first));
+        f.days_since_last_purchase = Some(days(last));
+        let span = (last - first).num_days().max(MIN_SPAN_DAYS) as f64;
+        f.purchase_frequency = Some(f64::from(f.purchase_count) * 30.0 / span);
     }
     f
 }
@@ -157,21 +141,22 @@ mod tests {
         let f = &features(&j, &c)[0];
         assert_eq!(f.purchase_count, 4);
         assert_eq!(f.clv, 400.0);
-        assert!((f.avg_purchase_amount - 400.0 / 3.0).abs() < 1e-9);
+        assert!((f.avg_purchase_amount.expect("priced") - 400.0 / 3.0).abs() < 1e-9);
         assert_eq!(
             (f.max_purchase_amount, f.min_purchase_amount),
-            (250.0, 50.0)
+            (Some(250.0), Some(50.0))
         );
         assert_eq!(f.first_purchase, Some(d(2026, 1, 1)));
         assert_eq!(f.last_purchase, Some(d(2026, 6, 20)));
-        assert_eq!(f.days_since_first_purchase, 180);
-        assert_eq!(f.days_since_last_purchase, 10);
+        assert_eq!(f.days_since_first_purchase, Some(180));
+        assert_eq!(f.days_since_last_purchase, Some(10));
         // 170-day span: 4 purchases * 30 / 170.
-        assert!((f.purchase_frequency - 120.0 / 170.0).abs() < 1e-12);
+        assert!((f.purchase_frequency.expect("dated") - 120.0 / 170.0).abs() < 1e-12);
     }
 
+    // See: issue 9
     #[test]
-    fn no_purchases_and_no_dates_get_zeros_and_capped_recency() {
+    fn issue_9_no_purchases_and_no_dates_are_null_not_stand_ins() {
         let as_of = d(2026, 6, 30);
         let j = joined(
             vec![Purchase::new(
@@ -184,12 +169,10 @@ mod tests {
         );
         let c = clean(&j, as_of);
         let f = features(&j, &c);
-        let none = Features {
-            days_since_first_purchase: RECENCY_CAP_DAYS,
-            days_since_last_purchase: RECENCY_CAP_DAYS,
-            ..Features::default()
-        };
+        let none = Features::default();
         assert_eq!(f[0], none);
+        assert_eq!(f[0].days_since_last_purchase, None);
+        assert_eq!(f[0].avg_purchase_amount, None);
         assert_eq!(
             f[1],
             Features {
@@ -220,6 +203,6 @@ mod tests {
             1,
         );
         let c = clean(&j, as_of);
-        assert_eq!(features(&j, &c)[0].purchase_frequency, 2.0);
+        assert_eq!(features(&j, &c)[0].purchase_frequency, Some(2.0));
     }
 }

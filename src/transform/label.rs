@@ -26,22 +26,31 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Means over the customers; recency and frequency over those whose
+    /// value is known.
     pub fn of<'a>(features: impl Iterator<Item = &'a Features>) -> Profile {
         let mut p = Profile::default();
+        let (mut dated, mut timed) = (0u64, 0u64);
         for f in features {
             p.customers += 1;
             p.clv += f.clv;
             p.purchase_count += f64::from(f.purchase_count);
-            p.recency += f64::from(f.days_since_last_purchase);
-            p.frequency += f.purchase_frequency;
+            if let Some(r) = f.days_since_last_purchase {
+                p.recency += f64::from(r);
+                dated += 1;
+            }
+            if let Some(q) = f.purchase_frequency {
+                p.frequency += q;
+                timed += 1;
+            }
         }
         if p.customers > 0 {
             let n = p.customers as f64;
             p.clv /= n;
             p.purchase_count /= n;
-            p.recency /= n;
-            p.frequency /= n;
         }
+        p.recency /= dated.max(1) as f64;
+        p.frequency /= timed.max(1) as f64;
         p
     }
 }

@@ -115,6 +115,12 @@ pub fn transform_timed(
         })
         .collect();
     let scaled = scale::scale(&feats, &demographics, &buyers, &names, opts.log1p);
+    let mut quality = cleaned.quality.clone();
+    for (name, &n) in names.iter().zip(&scaled.imputed) {
+        if n > 0 {
+            quality.add(&format!("{name}_imputed_for_clustering"), n);
+        }
+    }
     lap("scale", &mut times);
 
     let clustering = cluster::cluster(
@@ -208,8 +214,9 @@ pub fn transform_timed(
         store_names: cleaned.store_names,
         stores,
         trends,
+        transitions: Vec::new(),
         model,
-        quality: cleaned.quality,
+        quality,
     };
     Ok((report, times))
 }

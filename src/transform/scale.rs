@@ -66,6 +66,8 @@ pub struct Scaled {
     pub data: Vec<f64>,
     pub d: usize,
     pub scales: Vec<FeatureScale>,
+    /// Per feature, how many rows had no value and were imputed.
+    pub imputed: Vec<u64>,
 }
 
 impl Scaled {
@@ -128,23 +130,41 @@ fn one_hot(name: &str) -> bool {
     name.starts_with("gender_")
 }
 
-fn value(name: &str, f: &Features, demo: &Demographics) -> f64 {
+/// A customer's value of a feature; `None` where it cannot be known.
+fn value(name: &str, f: &Features, demo: &Demographics) -> Option<f64> {
     match name {
-        "clv" => f.clv,
+        "clv" => Some(f.clv),
         "avg_purchase_amount" => f.avg_purchase_amount,
         "max_purchase_amount" => f.max_purchase_amount,
         "min_purchase_amount" => f.min_purchase_amount,
-        "purchase_count" => f64::from(f.purchase_count),
-        "days_since_first_purchase" => f64::from(f.days_since_first_purchase),
-        "days_since_last_purchase" => f64::from(f.days_since_last_purchase),
+        "purchase_count" => Some(f64::from(f.purchase_count)),
+        "days_since_first_purchase" => f.days_since_first_purchase.map(f64::from),
+        "days_since_last_purchase" => f.days_since_last_purchase.map(f64::from),
         "purchase_frequency" => f.purchase_frequency,
-        "age" => demo.age.map_or(0.0, f64::from),
-        "income" => demo.income.unwrap_or(0.0),
-        "gender_male" => f64::from(u8::from(demo.gender == Some(Gender::Male))),
-        "gender_female" => f64::from(u8::from(demo.gender == Some(Gender::Female))),
-        "gender_other" => f64::from(u8::from(demo.gender == Some(Gender::Other))),
-        _ => 0.0,
+        "age" => demo.age.map(f64::from),
+        "income" => demo.income,
+        "gender_male" => Some(f64::from(u8::from(demo.gender == Some(Gender::Male)))),
+        "gender_female" => Some(f64::from(u8::from(demo.gender == Some(Gender::Female)))),
+        "gender_other" => Some(f64::from(u8::from(demo.gender == Some(Gender::Other)))),
+        _ => None,
     }
+}
+
+/// Median of the known (non-NaN) values of column `j`.
+fn median_known(data: &[f64], d: usize, j: usize) -> Option<f64> {
+    let mut known: Vec<f64> = data
+        .iter()
+        .skip(j)
+        .step_by(d)
+        .copied()
+        .filter(|x| !x.is_nan())
+        .collect();
+    if known.is_empty() {
+        return None;
+    }
+    let mid = known.len() / 2;
+    let (_, m, _) = known.select_nth_unstable_by(mid, f64::total_cmp);
+    Some(*m)
 }
 
 /// Scale the `rows` (customer indexes) on `names`. One-hot columns stay 0/1
@@ -161,12 +181,29 @@ pub fn scale(
     for &r in rows {
         let (f, demo) = (&features[r as usize], &demographics[r as usize]);
         for name in names {
-            let v = value(name, f, demo);
-            data.push(if log1p && skewed(name) {
-                v.max(0.0).ln_1p()
-            } else {
-                v
-            });
+            data.push(value(name, f, demo).unwrap_or(f64::NAN));
+        }
+    }
+    // Clustering needs a number everywhere: an unknown value (a buyer with no
+    // dated purchase has no recency) becomes the median of the known ones,
+    // counted. The report tables keep it NULL.
+    let mut imputed = vec![0u64; d];
+    let mut impute = vec![None; d];
+    for j in 0..d {
+        if data.iter().skip(j).step_by(d).any(|x| x.is_nan()) {
+            let fill = median_known(&data, d, j).unwrap_or(0.0);
+            impute[j] = Some(fill);
+            for x in data.iter_mut().skip(j).step_by(d).filter(|x| x.is_nan()) {
+                *x = fill;
+                imputed[j] += 1;
+            }
+        }
+    }
+    for (j, name) in names.iter().enumerate() {
+        if log1p && skewed(name) {
+            for x in data.iter_mut().skip(j).step_by(d) {
+                *x = x.max(0.0).ln_1p();
+            }
         }
     }
     let n = rows.len().max(1) as f64;
@@ -194,9 +231,15 @@ pub fn scale(
             log1p: log1p && skewed(name),
             mean,
             std,
+            impute: impute[j],
         });
     }
-    Scaled { data, d, scales }
+    Scaled {
+        data,
+        d,
+        scales,
+        imputed,
+    }
 }
 
 #[cfg(test)]
@@ -207,9 +250,29 @@ mod tests {
         Features {
             clv,
             purchase_count: count,
-            days_since_last_purchase: recency,
+            days_since_last_purchase: Some(recency),
             ..Features::default()
         }
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_unknown_recency_is_imputed_with_the_median_and_counted() {
+        let mut undated = f(10.0, 1, 0);
+        undated.days_since_last_purchase = None;
+        let feats = vec![f(1.0, 1, 10), undated, f(3.0, 1, 30), f(4.0, 1, 20)];
+        let s = scale(
+            &feats,
+            &[Demographics::default(); 4],
+            &[0, 1, 2, 3],
+            &["days_since_last_purchase"],
+            false,
+        );
+        assert_eq!(s.imputed, vec![1]);
+        assert_eq!(s.scales[0].impute, Some(20.0));
+        // 10, 20 (imputed), 30, 20: mean 20, so the imputed row sits at 0.
+        assert!((s.scales[0].mean - 20.0).abs() < 1e-12);
+        assert!(s.data[1].abs() < 1e-12);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use segpipe::load::{Error, LoadOpts, Target, load};
 use segpipe::model::{
     CustomerBehavior, CustomerIdx, CustomerSegment, Evaluation, Gender, PurchaseTrend, Quality,
-    QualityCount, Report, SegmentMetrics, SegmentModel, StoreSummary, YearMonth,
+    QualityCount, Report, SegmentMetrics, SegmentModel, StoreSummary, Transition, YearMonth,
 };
 
 use crate::pg::{TestDb, rows, scalar, try_exec};
@@ -42,12 +42,15 @@ pub fn report(n: u32, variant: u32) -> Report {
                 None,
             ][(i % 4) as usize],
             clv: f64::from(i) * 10.25 + v + 0.1 + 0.2,
-            avg_purchase_amount: 99.999 + v,
+            avg_purchase_amount: (i % 11 != 0).then_some(99.999 + v),
             purchase_count: if i % 11 == 0 { 0 } else { i % 13 + 1 },
-            days_since_last_purchase: (i * 3 % 700) as i32,
-            purchase_frequency: f64::from(i % 5) / 3.0,
+            days_since_last_purchase: (i % 11 != 0).then_some((i * 3 % 700) as i32),
+            purchase_frequency: (i % 11 != 0).then_some(f64::from(i % 5) / 3.0),
             segment: i % 3,
             segment_label: labels[(i % 3) as usize].to_owned(),
+            r_score: (i % 11 != 0).then_some((i % 5 + 1) as u8),
+            f_score: (i % 11 != 0).then_some(((i + 1) % 5 + 1) as u8),
+            m_score: (i % 11 != 0).then_some(((i + 2) % 5 + 1) as u8),
         })
         .collect();
     let behavior = (0..n)
@@ -58,18 +61,14 @@ pub fn report(n: u32, variant: u32) -> Report {
             CustomerBehavior {
                 customer: CustomerIdx::from_index(i as usize),
                 total_spent: f64::from(i) * 10.25 + v,
-                avg_transaction_value: 12.345 + v,
-                max_purchase_amount: 50.0 + v,
-                min_purchase_amount: 0.01,
+                avg_transaction_value: bought.then_some(12.345 + v),
+                max_purchase_amount: bought.then_some(50.0 + v),
+                min_purchase_amount: bought.then_some(0.01),
                 purchase_count: if bought { i % 13 + 1 } else { 0 },
                 first_purchase: bought.then(|| last - chrono::Days::new(30)),
                 last_purchase: bought.then_some(last),
-                days_since_first_purchase: if bought {
-                    (i * 3 % 700 + 30) as i32
-                } else {
-                    730
-                },
-                days_since_last_purchase: (i * 3 % 700) as i32,
+                days_since_first_purchase: bought.then_some((i * 3 % 700 + 30) as i32),
+                days_since_last_purchase: bought.then_some((i * 3 % 700) as i32),
             }
         })
         .collect();
@@ -102,11 +101,11 @@ pub fn report(n: u32, variant: u32) -> Report {
             num_customers: u64::from((0..n).filter(|i| i % 3 == s).count() as u32),
             total_spend: 1_000_000.125 * f64::from(s + 1) + v,
             avg_clv: 123.456,
-            avg_age: 40.5,
-            avg_income: 45_000.0,
+            avg_age: Some(40.5),
+            avg_income: Some(45_000.0),
             avg_purchase_count: 3.25,
-            avg_days_since_last_purchase: 100.0 / 3.0,
-            avg_purchase_frequency: 0.5,
+            avg_days_since_last_purchase: (s != 2).then_some(100.0 / 3.0),
+            avg_purchase_frequency: (s != 2).then_some(0.5),
             share_of_customers: 1.0 / 3.0,
             share_of_spend: 0.25 * f64::from(s + 1),
         })
@@ -122,6 +121,18 @@ pub fn report(n: u32, variant: u32) -> Report {
         ],
         stores,
         trends,
+        transitions: vec![
+            Transition {
+                from_segment: 0,
+                to_segment: 1,
+                customers: u64::from(n / 3),
+            },
+            Transition {
+                from_segment: 1,
+                to_segment: 1,
+                customers: u64::from(n / 2),
+            },
+        ],
         model: SegmentModel {
             run_id: format!("run-{variant}"),
             started_at: Utc
@@ -192,7 +203,7 @@ fn tables_and_values_round_trip() {
         "1.30"
     );
     assert_eq!(
-        q("SELECT avg_purchase_amount FROM customer_segments LIMIT 1"),
+        q("SELECT avg_purchase_amount FROM customer_segments WHERE mobile = '919876500001'"),
         "101.00"
     );
     assert_eq!(
@@ -304,7 +315,7 @@ fn tables_and_values_round_trip() {
     assert_eq!(run, &want);
     assert_eq!(
         q("SELECT string_agg(version || ':' || name, ',') FROM segpipe_schema_migrations"),
-        "1:reporting_schema"
+        "1:reporting_schema,2:honest_nulls_rfm_transitions"
     );
 }
 
@@ -327,11 +338,12 @@ fn keys_after_load_match_the_migration() {
     load_ok(&db, &empty);
     let after_first = keys(db.url());
     let fresh = TestDb::new();
-    try_exec(
-        fresh.url(),
+    for migration in [
         include_str!("../../migrations/postgres/V1__reporting_schema.sql"),
-    )
-    .expect("migrate");
+        include_str!("../../migrations/postgres/V2__honest_nulls_rfm_transitions.sql"),
+    ] {
+        try_exec(fresh.url(), migration).expect("migrate");
+    }
     assert_eq!(after_first, keys(fresh.url()));
     load_ok(&db, &report(20, 1));
     assert_eq!(keys(db.url()), after_first);

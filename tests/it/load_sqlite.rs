@@ -88,7 +88,7 @@ fn sqlite_tables_and_values_round_trip() {
     assert_eq!(
         q(
             &path,
-            "SELECT avg_purchase_amount FROM customer_segments LIMIT 1"
+            "SELECT avg_purchase_amount FROM customer_segments WHERE mobile = '919876500001'"
         ),
         "101"
     );
@@ -190,7 +190,7 @@ fn sqlite_tables_and_values_round_trip() {
             &path,
             "SELECT group_concat(version || ':' || name) FROM segpipe_schema_migrations"
         ),
-        "1:reporting_schema"
+        "1:reporting_schema,2:honest_nulls_rfm_transitions"
     );
     assert_eq!(q(&path, "PRAGMA journal_mode"), "wal");
 }

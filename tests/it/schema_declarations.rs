@@ -4,7 +4,7 @@
 //! the first migration and after a load has swapped fresh tables in.
 
 use segpipe::load::{LoadOpts, Target, load};
-use segpipe::report_tables::TABLES;
+use segpipe::report_tables::{HISTORY, TABLES};
 
 use crate::load_postgres::report;
 use crate::pg::{self, TestDb};
@@ -39,10 +39,14 @@ fn check_postgres(url: &str) {
     .iter()
     .map(|r| text(&r[0]))
     .collect();
-    let mut declared: Vec<String> = TABLES.iter().map(|t| t.name.to_owned()).collect();
+    let mut declared: Vec<String> = TABLES
+        .iter()
+        .chain(&HISTORY)
+        .map(|t| t.name.to_owned())
+        .collect();
     declared.sort();
     assert_eq!(report_tables, declared);
-    for table in TABLES {
+    for table in TABLES.iter().chain(&HISTORY) {
         let got: Shape = pg::rows(
             url,
             &format!(
@@ -133,10 +137,14 @@ fn sqlite_migrations_match_the_declarations() {
         .collect::<Result<_, _>>()
         .expect("rows");
     names.sort();
-    let mut declared: Vec<String> = TABLES.iter().map(|t| t.name.to_owned()).collect();
+    let mut declared: Vec<String> = TABLES
+        .iter()
+        .chain(&HISTORY)
+        .map(|t| t.name.to_owned())
+        .collect();
     declared.sort();
     assert_eq!(names, declared);
-    for table in TABLES {
+    for table in TABLES.iter().chain(&HISTORY) {
         let info: Vec<(String, String, bool, i64)> = conn
             .prepare(&format!("PRAGMA table_info({})", table.name))
             .expect("prepare")
