@@ -158,7 +158,11 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
         ])?;
     }
     out.finish()?;
-    let mut out = Out::create(dir, PURCHASES_RAW, &["mobile", "date", "amount", "store"])?;
+    let mut out = Out::create(
+        dir,
+        PURCHASES_RAW,
+        &["mobile", "date", "amount", "store", "order_key"],
+    )?;
     for p in &j.purchases {
         let store = p.store().and_then(|s| j.stores.get(s as usize)).cloned();
         out.row([
@@ -166,6 +170,7 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
             p.date.text(&j.odd_dates).unwrap_or_default(),
             opt(p.amount()),
             store.unwrap_or_default(),
+            p.order().map(|k| format!("{k:016x}")).unwrap_or_default(),
         ])?;
     }
     out.finish()?;
@@ -391,17 +396,21 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
         j.customers.push(c);
     }
     let mut stores = Interner::default();
-    let mut f = In::open(dir, PURCHASES_RAW, &["mobile", "date", "amount", "store"])?;
+    let mut f = In::open(
+        dir,
+        PURCHASES_RAW,
+        &["mobile", "date", "amount", "store", "order_key"],
+    )?;
     while f.next()? {
         let customer = f.customer(0, &index)?;
         let date = RawDate::classify(Some(f.str(1)).filter(|s| !s.is_empty()), &mut j.odd_dates);
         let store = f.opt_string(3).map(|s| stores.id(&mut j.stores, &s));
-        j.purchases.push(crate::model::Purchase::new(
-            customer,
-            date,
-            f.opt(2)?,
-            store,
-        ));
+        let order = match f.str(4) {
+            "" => 0,
+            hex => u64::from_str_radix(hex, 16).map_err(|e| f.err(4, format!("`{hex}`: {e}")))?,
+        };
+        j.purchases
+            .push(crate::model::Purchase::new(customer, date, f.opt(2)?, store).with_order(order));
     }
     j.quality = read_quality(dir, EXTRACT_QUALITY)?;
     if dir.join(TRUTH).exists() {

@@ -137,7 +137,10 @@ pub enum RawDate {
     Ymd(NaiveDate),
     /// The text was exactly `DD-MM-YYYY`.
     Dmy(NaiveDate),
-    /// Any other text: index into `Joined::odd_dates`.
+    /// The text was exactly `YYYY/MM/DD`.
+    Slash(NaiveDate),
+    /// Any other text (ISO date-times included, which transform parses):
+    /// index into `Joined::odd_dates`.
     Text(u32),
 }
 
@@ -153,6 +156,9 @@ impl RawDate {
         if let Some(d) = parse_exact(text, "%d-%m-%Y") {
             return RawDate::Dmy(d);
         }
+        if let Some(d) = parse_exact(text, "%Y/%m/%d") {
+            return RawDate::Slash(d);
+        }
         let index = u32::try_from(odd.len()).unwrap_or(u32::MAX);
         odd.push(text.to_owned());
         RawDate::Text(index)
@@ -164,6 +170,7 @@ impl RawDate {
             RawDate::Null => None,
             RawDate::Ymd(d) => Some(d.format("%Y-%m-%d").to_string()),
             RawDate::Dmy(d) => Some(d.format("%d-%m-%Y").to_string()),
+            RawDate::Slash(d) => Some(d.format("%Y/%m/%d").to_string()),
             RawDate::Text(i) => Some(odd.get(i as usize).cloned().unwrap_or_default()),
         }
     }
@@ -175,13 +182,27 @@ fn parse_exact(text: &str, fmt: &str) -> Option<NaiveDate> {
     (d.format(fmt).to_string() == text).then_some(d)
 }
 
-/// One purchase as fetched, joined to its customer. 24 bytes: see module doc.
+/// One purchase as fetched, joined to its customer. 32 bytes: see module doc.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Purchase {
     pub customer: CustomerIdx,
     store: StoreId,
     pub date: RawDate,
     amount: f64,
+    /// [`order_key`] of the purchase's `order_id`; 0 when it had none.
+    order: u64,
+}
+
+/// A non-zero 64-bit key for an order id (FNV-1a of its text). Kept instead
+/// of the text: millions of order-id strings would dominate memory, and two
+/// orders of one customer colliding in 64 bits is not a real risk.
+pub fn order_key(order_id: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in order_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash.max(1)
 }
 
 const NO_STORE: StoreId = StoreId::MAX;
@@ -199,7 +220,18 @@ impl Purchase {
             date,
             // JSON cannot carry NaN, so NaN is free to mean "null".
             amount: amount.unwrap_or(f64::NAN),
+            order: 0,
         }
+    }
+
+    /// The same purchase with an order key (see [`order_key`]); 0 is none.
+    pub fn with_order(self, order: u64) -> Self {
+        Purchase { order, ..self }
+    }
+
+    /// The order key, when the purchase had an `order_id`.
+    pub fn order(&self) -> Option<u64> {
+        (self.order != 0).then_some(self.order)
     }
 
     pub fn amount(&self) -> Option<f64> {
@@ -458,7 +490,7 @@ mod tests {
 
     #[test]
     fn purchase_is_compact_and_keeps_nulls() {
-        assert_eq!(std::mem::size_of::<Purchase>(), 24);
+        assert_eq!(std::mem::size_of::<Purchase>(), 32);
         let p = Purchase::new(CustomerIdx::from_index(3), RawDate::Null, None, None);
         assert_eq!((p.amount(), p.store()), (None, None));
         let p = Purchase::new(
@@ -480,6 +512,8 @@ mod tests {
             "03/01/2026",
             "",
             "2026-02-30",
+            "2026/03/01",
+            "2026-10-01T10:00:00Z",
         ] {
             let d = RawDate::classify(Some(text), &mut odd);
             assert_eq!(d.text(&odd).as_deref(), Some(text));

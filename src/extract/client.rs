@@ -19,7 +19,7 @@ use super::{Error, ExtractOpts};
 use crate::error::one_line;
 use crate::interner::Interner;
 use crate::mobile;
-use crate::model::{Customer, CustomerIdx, Purchase, RawDate};
+use crate::model::{Customer, CustomerIdx, Purchase, RawDate, order_key};
 use crate::rng;
 
 /// Purchases fetched for all customers, with local tables already merged.
@@ -96,6 +96,28 @@ struct ApiPurchase<'a> {
     amount: Option<f64>,
     #[serde(borrow, default)]
     store: Option<Cow<'a, str>>,
+    /// DESIGN §3: a string or an integer, optional.
+    #[serde(borrow, default)]
+    order_id: Option<OrderId<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OrderId<'a> {
+    Int(i64),
+    Big(u64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+impl OrderId<'_> {
+    /// The same key for `"17"` and `17`: both spell order 17.
+    fn key(&self) -> u64 {
+        match self {
+            OrderId::Int(n) => order_key(&n.to_string()),
+            OrderId::Big(n) => order_key(&n.to_string()),
+            OrderId::Text(t) => order_key(t),
+        }
+    }
 }
 
 /// One batch's purchases with batch-local store and odd-date tables.
@@ -464,8 +486,9 @@ fn parse_batch(shared: &Shared<'_>, body: &[u8]) -> Result<BatchOut, RequestErro
         };
         let store = p.store.map(|s| stores.id(&mut out.stores, &s));
         let date = RawDate::classify(p.date.as_deref(), &mut out.odd_dates);
+        let order = p.order_id.as_ref().map_or(0, OrderId::key);
         out.purchases
-            .push(Purchase::new(customer, date, p.amount, store));
+            .push(Purchase::new(customer, date, p.amount, store).with_order(order));
     }
     Ok(out)
 }

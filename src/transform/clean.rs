@@ -2,7 +2,7 @@
 //! and stores, age/income imputation), each counted in `Quality`.
 //!
 //! It does not copy the purchases. At a million customers `Joined` already
-//! holds ~12 million 24-byte purchases, so cleaning produces per-customer
+//! holds ~12 million 32-byte purchases, so cleaning produces per-customer
 //! ranges, a "dropped" flag per row and the resolution rules; later steps read
 //! `Joined::purchases` through [`Cleaned::purchases`]. Features and report rows
 //! are not built here.
@@ -33,8 +33,10 @@ pub struct CleanPurchase {
 pub struct Cleaned {
     /// Per customer, its rows in `Joined::purchases` (duplicates included).
     pub ranges: Vec<Range<usize>>,
-    /// Per purchase row: an exact duplicate of an earlier row of the customer.
+    /// Per purchase row: a duplicate of an earlier row of the customer.
     pub dropped: Vec<bool>,
+    /// The date of each `Joined::odd_dates` text that is an ISO date-time.
+    text_dates: Vec<Option<NaiveDate>>,
     /// `Joined::stores`, plus `unknown` when some store was null.
     pub store_names: Vec<String>,
     unknown_store: StoreId,
@@ -63,9 +65,11 @@ impl Cleaned {
 
     fn resolve(&self, p: &Purchase) -> CleanPurchase {
         let date = match p.date {
-            RawDate::Ymd(d) | RawDate::Dmy(d) if d <= self.as_of => Some(d),
-            _ => None,
-        };
+            RawDate::Ymd(d) | RawDate::Dmy(d) | RawDate::Slash(d) => Some(d),
+            RawDate::Text(i) => self.text_dates.get(i as usize).copied().flatten(),
+            RawDate::Null => None,
+        }
+        .filter(|d| *d <= self.as_of);
         CleanPurchase {
             date,
             amount: p.amount(),
@@ -122,22 +126,43 @@ pub fn normalize(joined: &Joined) -> Option<Joined> {
 pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
     let n = joined.customers.len();
     let ranges = customer_ranges(joined);
-    let dropped = mark_duplicates(&joined.purchases, &ranges);
+    let dropped = mark_duplicates(&joined.purchases, &ranges, &joined.odd_dates);
+    let text_dates: Vec<Option<NaiveDate>> = joined
+        .odd_dates
+        .iter()
+        .map(|t| iso_datetime_date(t))
+        .collect();
 
     let mut store_names = joined.stores.clone();
     let mut counts = Counts::default();
     for (p, _) in joined.purchases.iter().zip(&dropped).filter(|(_, d)| !**d) {
-        match p.date {
-            RawDate::Null => counts.date_missing += 1,
-            RawDate::Text(_) => counts.date_unparseable += 1,
-            RawDate::Ymd(d) | RawDate::Dmy(d) => {
-                if matches!(p.date, RawDate::Dmy(_)) {
-                    counts.date_dmy += 1;
-                }
-                if d > as_of {
-                    counts.date_future += 1;
-                }
+        let date = match p.date {
+            RawDate::Null => {
+                counts.date_missing += 1;
+                None
             }
+            RawDate::Ymd(d) => Some(d),
+            RawDate::Dmy(d) => {
+                counts.date_dmy += 1;
+                Some(d)
+            }
+            RawDate::Slash(d) => {
+                counts.date_slash += 1;
+                Some(d)
+            }
+            RawDate::Text(i) => match text_dates.get(i as usize).copied().flatten() {
+                Some(d) => {
+                    counts.date_iso_datetime += 1;
+                    Some(d)
+                }
+                None => {
+                    counts.date_unparseable += 1;
+                    None
+                }
+            },
+        };
+        if date.is_some_and(|d| d > as_of) {
+            counts.date_future += 1;
         }
         if p.amount().is_none() {
             counts.amount_missing += 1;
@@ -186,6 +211,8 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
     for (rule, rows) in [
         ("duplicate_purchases_dropped", dup),
         ("date_dmy_parsed", counts.date_dmy),
+        ("date_slash_parsed", counts.date_slash),
+        ("date_iso_datetime_parsed", counts.date_iso_datetime),
         ("date_missing", counts.date_missing),
         ("date_unparseable", counts.date_unparseable),
         ("date_after_as_of", counts.date_future),
@@ -223,6 +250,7 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
     Cleaned {
         ranges,
         dropped,
+        text_dates,
         store_names,
         unknown_store,
         as_of,
@@ -235,6 +263,8 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
 #[derive(Default)]
 struct Counts {
     date_dmy: u64,
+    date_slash: u64,
+    date_iso_datetime: u64,
     date_missing: u64,
     date_unparseable: u64,
     date_future: u64,
@@ -260,17 +290,30 @@ fn customer_ranges(joined: &Joined) -> Vec<Range<usize>> {
     ranges
 }
 
-/// Flag exact duplicates (same customer, raw date, amount, store), keeping the
-/// first. Sorting a small per-customer buffer beats hashing 12M rows.
-fn mark_duplicates(purchases: &[Purchase], ranges: &[Range<usize>]) -> Vec<bool> {
+/// Flag duplicates, keeping the first (DESIGN §4): a purchase with an
+/// `order_id` duplicates only another of the customer with the same order id;
+/// one without duplicates only an exact copy (same raw date text, amount and
+/// store). Sorting a small per-customer buffer beats hashing 12M rows.
+fn mark_duplicates(
+    purchases: &[Purchase],
+    ranges: &[Range<usize>],
+    odd_dates: &[String],
+) -> Vec<bool> {
     let mut dropped = vec![false; purchases.len()];
-    let mut keys: Vec<(u64, u64, u32, usize)> = Vec::new();
+    let mut keys: Vec<(u64, u64, u64, usize)> = Vec::new();
     for range in ranges.iter().filter(|r| r.len() > 1) {
         keys.clear();
         keys.extend(purchases[range.clone()].iter().enumerate().map(|(i, p)| {
-            let amount = p.amount().map_or(u64::MAX, f64::to_bits);
-            let store = p.store().unwrap_or(StoreId::MAX);
-            (date_key(p.date), amount, store, range.start + i)
+            let row = range.start + i;
+            match p.order() {
+                // Tag 0 keeps order-id rows apart from the rest.
+                Some(order) => (0, order, 0, row),
+                None => {
+                    let amount = p.amount().map_or(u64::MAX, f64::to_bits);
+                    let store = u64::from(p.store().unwrap_or(StoreId::MAX));
+                    (date_key(p.date, odd_dates), amount, store, row)
+                }
+            }
         }));
         keys.sort_unstable();
         for w in keys.windows(2) {
@@ -283,17 +326,57 @@ fn mark_duplicates(purchases: &[Purchase], ranges: &[Range<usize>]) -> Vec<bool>
     dropped
 }
 
-/// A raw date as an integer that keeps the format: `01-03-2026` and
-/// `2026-03-01` are different texts, so they are not exact duplicates.
-fn date_key(d: RawDate) -> u64 {
+/// A raw date as a non-zero integer that keeps the text: `01-03-2026` and
+/// `2026-03-01` are different texts, so they are not exact duplicates; two
+/// equal odd texts (the same date-time) are.
+fn date_key(d: RawDate, odd_dates: &[String]) -> u64 {
     // Days from CE are positive for every date the API can send.
     let day = |d: NaiveDate| u64::try_from(d.num_days_from_ce()).unwrap_or(0);
     match d {
-        RawDate::Null => 0,
+        RawDate::Null => 1,
         RawDate::Ymd(d) => (1 << 40) | day(d),
         RawDate::Dmy(d) => (2 << 40) | day(d),
-        RawDate::Text(i) => (3 << 40) | u64::from(i),
+        RawDate::Slash(d) => (3 << 40) | day(d),
+        RawDate::Text(i) => {
+            let text = odd_dates.get(i as usize).map_or("", String::as_str);
+            (1 << 63) | (crate::model::order_key(text) >> 1)
+        }
     }
+}
+
+/// The calendar date of an ISO 8601 date-time as written (`2026-10-01T10:00:00Z`,
+/// `2026-10-01 10:00:00`, `2026-10-01T10:00:00+05:30`, with or without
+/// seconds and fractions): DESIGN §3 takes the date as written, whatever the
+/// offset. `None` for anything else.
+pub fn iso_datetime_date(text: &str) -> Option<NaiveDate> {
+    use chrono::{DateTime, NaiveDateTime};
+    let text = text.trim();
+    let date = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    const NAIVE: [&str; 4] = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ];
+    const ZONED: [&str; 6] = [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M%:z",
+    ];
+    let zulu = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix('z'))
+        .unwrap_or(text);
+    let ok = NAIVE
+        .iter()
+        .any(|f| NaiveDateTime::parse_from_str(zulu, f).is_ok())
+        || ZONED
+            .iter()
+            .any(|f| DateTime::parse_from_str(text, f).is_ok());
+    ok.then_some(date)
 }
 
 /// Median of finite values (mean of the two middle ones for an even count).
@@ -442,5 +525,97 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_iso_datetimes_take_the_calendar_date_as_written() {
+        for text in [
+            "2026-10-01T10:00:00Z",
+            "2026-10-01T23:30:00+05:30",
+            "2026-10-01T23:30:00-0800",
+            "2026-10-01 10:00:00",
+            "2026-10-01 10:00",
+            "2026-10-01T10:00:00.123456Z",
+        ] {
+            assert_eq!(iso_datetime_date(text), Some(d(2026, 10, 1)), "{text}");
+        }
+        for text in [
+            "2026-10-01",
+            "2026-10-01Tnoon",
+            "01-10-2026 10:00",
+            "yesterday",
+        ] {
+            assert_eq!(iso_datetime_date(text), None, "{text}");
+        }
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_equal_orders_with_distinct_ids_are_both_kept() {
+        let date = RawDate::Ymd(d(2026, 3, 1));
+        let c0 = CustomerIdx::from_index(0);
+        let p = |order: &str| {
+            Purchase::new(c0, date, Some(10.0), Some(0)).with_order(crate::model::order_key(order))
+        };
+        let j = Joined {
+            customers: vec![customer(Some(30), Some(1.0), None)],
+            purchases: vec![
+                p("A-1"),
+                p("A-2"), // same values, other order: kept
+                p("A-1"), // same order id: dropped
+                Purchase::new(c0, date, Some(10.0), Some(0)), // no id: exact copy rule
+                Purchase::new(c0, date, Some(10.0), Some(0)), // exact copy of the row above
+            ],
+            stores: vec!["S".into()],
+            ..Joined::default()
+        };
+        let c = clean(&j, d(2026, 6, 1));
+        assert_eq!(c.dropped, vec![false, false, true, false, true]);
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_date_forms_are_counted_each() {
+        let c0 = CustomerIdx::from_index(0);
+        let mut j = Joined {
+            customers: vec![customer(Some(30), Some(1.0), None)],
+            stores: vec!["S".into()],
+            ..Joined::default()
+        };
+        for (i, text) in [
+            "2026-03-01",
+            "02-03-2026",
+            "2026/03/03",
+            "2026-03-04T10:00:00Z",
+            "03/05/2026",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let date = RawDate::classify(Some(text), &mut j.odd_dates);
+            j.purchases
+                .push(Purchase::new(c0, date, Some(i as f64), Some(0)));
+        }
+        let c = clean(&j, d(2026, 6, 1));
+        for (rule, n) in [
+            ("date_dmy_parsed", 1),
+            ("date_slash_parsed", 1),
+            ("date_iso_datetime_parsed", 1),
+            ("date_unparseable", 1),
+        ] {
+            assert_eq!(c.quality.get(rule), n, "{rule}");
+        }
+        let dates: Vec<Option<NaiveDate>> = c.purchases(&j, 0).map(|p| p.date).collect();
+        assert_eq!(
+            dates,
+            vec![
+                Some(d(2026, 3, 1)),
+                Some(d(2026, 3, 2)),
+                Some(d(2026, 3, 3)),
+                Some(d(2026, 3, 4)),
+                None
+            ]
+        );
     }
 }
