@@ -338,43 +338,7 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
     };
     let mut v = Validator::at_line(&name, header_line, &header)?;
 
-    // Lines a standard CSV reader would have folded into one record because
-    // a quote opened on `open[0]` is still open; each of those lines is
-    // still parsed as its own row, and the opening rows are rejects whose
-    // reason names the range once it is known.
-    let mut open: Vec<(u64, usize)> = Vec::new();
-    let mut quote_ranges: u64 = 0;
-    let mut covered_to: u64 = 0;
-    let mut close = |v: &mut Validator, open: &mut Vec<(u64, usize)>, end: u64, eof: bool| {
-        let Some(&(first, _)) = open.first() else {
-            return;
-        };
-        for (start, idx) in open.drain(..) {
-            let reason = match (eof, start == end) {
-                (true, true) => "unbalanced quote on the last line".to_owned(),
-                (true, false) => {
-                    format!(
-                        "unbalanced quote swallows lines {start}-{end} (to the end of the file)"
-                    )
-                }
-                (false, _) => format!("unbalanced quote swallows lines {start}-{end}"),
-            };
-            v.set_reason(idx, reason);
-        }
-        let from = first.max(covered_to + 1);
-        v.out.quality.add("unbalanced_quote_lines", end + 1 - from);
-        covered_to = end;
-        quote_ranges += 1;
-        if quote_ranges <= QUOTE_WARNINGS {
-            warn!(
-                message = "Unbalanced quote: each line it covers was read as its own row.",
-                path = %name,
-                first,
-                last = end
-            );
-        }
-    };
-
+    let mut quotes = OpenQuotes::default();
     loop {
         let at = lines.number() + 1;
         let next = lines.next_line().map_err(|e| read_err(at, e));
@@ -382,9 +346,8 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
         let bytes = match line {
             Line::Text(b) => b,
             Line::TooLong { len, head } => {
-                if !open.is_empty() && !still_quoted_after(head, delim) {
-                    close(&mut v, &mut open, n, false);
-                }
+                // Only its head is known: enough to tell a quote closing it.
+                quotes.line(&mut v, &name, n, head, delim);
                 v.reject::<&str>(
                     n,
                     "rejected_line_too_long",
@@ -394,9 +357,7 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
                 continue;
             }
         };
-        if !open.is_empty() && !still_quoted_after(bytes, delim) {
-            close(&mut v, &mut open, n, false);
-        }
+        quotes.line(&mut v, &name, n, bytes, delim);
         // Blank lines are not rows.
         if bytes.is_empty() {
             continue;
@@ -411,18 +372,18 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
                 "unbalanced quote".to_owned(),
                 &fields,
             );
-            open.push((n, idx));
+            quotes.pending.push((n, idx));
         } else {
             v.push(n, &fields);
         }
     }
-    close(&mut v, &mut open, lines.number(), true);
+    quotes.close(&mut v, &name, lines.number(), true);
     let out = v.finish();
-    if quote_ranges > QUOTE_WARNINGS {
+    if quotes.ranges > QUOTE_WARNINGS {
         warn!(
             message = "More unbalanced quotes; see the rejects file.",
             path = %name,
-            ranges = quote_ranges
+            ranges = quotes.ranges
         );
     }
     info!(
@@ -433,6 +394,66 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
         elapsed_ms = started.elapsed().as_millis() as u64
     );
     Ok(out)
+}
+
+/// Rows whose quote was still open at the end of their line (rejects), and
+/// where a standard CSV reader, which would have folded the following lines
+/// into that one record, would have closed it.
+///
+/// Each of those following lines is still parsed as a row of its own, so a
+/// stray quote costs one row. The price: the second half of a genuine
+/// multi-line field (`"Asha` / `Rao",34,…`) is read as a row too, and kept
+/// when it validates (name `Rao"`); the reject's reason names both lines.
+#[derive(Debug, Default)]
+struct OpenQuotes {
+    /// (line, reject index) of every row waiting for the quote to close.
+    /// All are in the same state (inside quotes at a line end), so one scan
+    /// per line serves them all.
+    pending: Vec<(u64, usize)>,
+    /// Ranges closed so far.
+    ranges: u64,
+    /// Last line counted in `unbalanced_quote_lines`.
+    covered_to: u64,
+}
+
+impl OpenQuotes {
+    /// Line `n`, as a standard reader continuing the open record sees it.
+    fn line(&mut self, v: &mut Validator, name: &str, n: u64, bytes: &[u8], delim: u8) {
+        if !self.pending.is_empty() && !still_quoted_after(bytes, delim) {
+            self.close(v, name, n, false);
+        }
+    }
+
+    /// The quote closes on line `end`, or the file ends there (`eof`).
+    fn close(&mut self, v: &mut Validator, name: &str, end: u64, eof: bool) {
+        let Some(&(first, _)) = self.pending.first() else {
+            return;
+        };
+        for (start, idx) in self.pending.drain(..) {
+            let reason = match (eof, start == end) {
+                (true, true) => "unbalanced quote on the last line".to_owned(),
+                (true, false) => {
+                    format!(
+                        "unbalanced quote swallows lines {start}-{end} (to the end of the file)"
+                    )
+                }
+                (false, _) => format!("unbalanced quote swallows lines {start}-{end}"),
+            };
+            v.set_reason(idx, reason);
+        }
+        let from = first.max(self.covered_to + 1);
+        v.out.quality.add("unbalanced_quote_lines", end + 1 - from);
+        self.covered_to = end;
+        self.ranges += 1;
+        if self.ranges <= QUOTE_WARNINGS {
+            warn!(
+                message = "Unbalanced quote: each line it covers was read as its own row.",
+                path = %name,
+                first,
+                last = end
+            );
+        }
+    }
 }
 
 /// Split the header with the first delimiter that yields every required
@@ -628,6 +649,42 @@ mod tests {
             "expected 5 fields, found 1000; fields after the first 21 are not kept"
         );
         assert!(out.rejects.iter().all(|r| r.fields.len() == 21));
+    }
+
+    #[test]
+    fn quotes_opened_on_consecutive_lines_close_together() {
+        // Line 3 keeps line 2's quote open (a standard reader sees `B `,
+        // a closing quote, `x" `, then a new quote) and opens its own.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.csv");
+        std::fs::write(
+            &path,
+            "name,age,income,mobile,gender\n\
+             \"A,1,2,+919876543210,m\n\
+             B \"x\" ,1,2,\"+919876543211,m\n\
+             C\",1,2,+919876543212,m\n\
+             D,1,2,\"+919876543213\",m\n\
+             \"E\n",
+        )
+        .expect("write");
+        let out = read_csv(&path).expect("read");
+        let got: Vec<(u64, &str)> = out
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "unbalanced quote swallows lines 2-4"),
+                (3, "unbalanced quote swallows lines 3-4"),
+                (6, "unbalanced quote on the last line"),
+            ]
+        );
+        assert_eq!(out.customers.len(), 2);
+        assert_eq!(out.rows_read, 5);
+        assert_eq!(out.quality.get("rejected_unbalanced_quote"), 3);
+        assert_eq!(out.quality.get("unbalanced_quote_lines"), 4);
     }
 
     #[test]
