@@ -688,6 +688,60 @@ mod tests {
     }
 
     #[test]
+    fn every_line_is_one_row_whatever_the_bytes() {
+        // Property: for random text over an alphabet heavy in delimiters,
+        // quotes and line breaks, each non-blank line after the header is
+        // one row, and rows = valid + duplicates + rejects.
+        let alphabet = b",,,\"\"\n\n\r ab+919876543210";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.csv");
+        let mut state = 0u64;
+        let mut next = |n: u64| {
+            state += 1;
+            crate::rng::mix(state) % n
+        };
+        for case in 0..300 {
+            let mut text = b"name,age,income,mobile,gender\n".to_vec();
+            for _ in 0..next(400) {
+                text.push(alphabet[next(alphabet.len() as u64) as usize]);
+            }
+            std::fs::write(&path, &text).expect("write");
+            let out = read_csv(&path).expect("ASCII text always reads");
+            let body = String::from_utf8(text).expect("ASCII");
+            let body = body.replace("\r\n", "\n").replace('\r', "\n");
+            let lines: Vec<&str> = body.split('\n').collect();
+            let non_blank: Vec<u64> = (2..=lines.len() as u64)
+                .filter(|n| !lines[*n as usize - 1].is_empty())
+                .collect();
+            let dups = out.quality.get("duplicate_customers_dropped");
+            assert_eq!(
+                out.rows_read,
+                non_blank.len() as u64,
+                "case {case}: {body:?}"
+            );
+            assert_eq!(
+                out.rows_read,
+                out.customers.len() as u64 + dups + out.rejects.len() as u64,
+                "case {case}"
+            );
+            let reject_lines: Vec<u64> = out.rejects.iter().map(|r| r.line).collect();
+            assert!(
+                reject_lines
+                    .iter()
+                    .all(|n| non_blank.binary_search(n).is_ok()),
+                "case {case}: {reject_lines:?} {body:?}"
+            );
+            assert!(reject_lines.windows(2).all(|w| w[0] < w[1]), "case {case}");
+            assert!(
+                out.rejects
+                    .iter()
+                    .all(|r| r.fields.len() == out.header.len() && !r.reason.is_empty()),
+                "case {case}"
+            );
+        }
+    }
+
+    #[test]
     fn the_delimiter_is_the_one_that_finds_every_column() {
         let mut s = Splitter::default();
         for (text, delim) in [
