@@ -283,6 +283,8 @@ const DELIMITERS: [(u8, &str); 4] = [
     (b'|', "pipe"),
 ];
 
+const UNBALANCED_HEADER: &str = "unbalanced quote in the header row";
+
 /// How many unbalanced-quote warnings to log before only counting them.
 const QUOTE_WARNINGS: u64 = 5;
 
@@ -292,6 +294,12 @@ const QUOTE_WARNINGS: u64 = 5;
 /// rows), so a damaged line costs that line only, and rows in = valid +
 /// duplicates + rejects.
 pub fn read_csv(path: &Path) -> Result<Validated, Error> {
+    read_csv_with(path, None)
+}
+
+/// [`read_csv`] with the field delimiter given (an ASCII byte such as
+/// `b';'`) instead of detected from the header; for a `--delimiter` flag.
+pub fn read_csv_with(path: &Path, delimiter: Option<u8>) -> Result<Validated, Error> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(|source| Error::Open {
         path: path.to_owned(),
@@ -333,7 +341,13 @@ pub fn read_csv(path: &Path) -> Result<Validated, Error> {
         }
         let text =
             std::str::from_utf8(bytes).map_err(|_| structural(n, "not valid UTF-8".to_owned()))?;
-        let (delim, header) = detect_delimiter(&name, n, text, &mut splitter)?;
+        let (delim, header) = match delimiter {
+            Some(d) => match splitter.split(text, d) {
+                (_, true) => return Err(structural(n, UNBALANCED_HEADER.to_owned())),
+                (fields, false) => (d, fields.into_iter().map(str::to_owned).collect()),
+            },
+            None => detect_delimiter(&name, n, text, &mut splitter)?,
+        };
         break (n, header, delim);
     };
     let mut v = Validator::at_line(&name, header_line, &header)?;
@@ -472,7 +486,7 @@ fn detect_delimiter(
             return Err(Error::Structural {
                 path: name.to_owned(),
                 line,
-                message: "unbalanced quote in the header row".to_owned(),
+                message: UNBALANCED_HEADER.to_owned(),
             });
         }
         let header: Vec<String> = fields.into_iter().map(str::to_owned).collect();
@@ -739,6 +753,24 @@ mod tests {
                 "case {case}"
             );
         }
+    }
+
+    #[test]
+    fn a_given_delimiter_is_used_as_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.csv");
+        std::fs::write(
+            &path,
+            "name|age|income|mobile|gender\nA,B|1|2|+919876543210|m\n",
+        )
+        .expect("write");
+        let out = read_csv_with(&path, Some(b'|')).expect("read");
+        assert_eq!(out.customers[0].name.as_deref(), Some("A,B"));
+        let err = read_csv_with(&path, Some(b';')).expect_err("no such columns");
+        assert!(
+            err.to_string().contains(":1: missing required columns"),
+            "{err}"
+        );
     }
 
     #[test]
