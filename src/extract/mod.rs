@@ -1,11 +1,12 @@
 //! Extract: validate customers, fetch purchases over HTTP, join on mobile.
 //!
-//! [`extract`] is the stage function; `customers` validates rows, `client`
-//! talks to the purchase API, `join` assembles the result.
+//! [`extract`] is the stage function; `customers` validates rows (read by
+//! `lines`), `client` talks to the purchase API, `join` assembles the result.
 
 pub mod client;
 pub mod customers;
 pub mod join;
+mod lines;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
