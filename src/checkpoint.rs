@@ -44,6 +44,7 @@ pub enum Error {
 pub const CUSTOMERS_CLEAN: &str = "customers_clean.csv";
 pub const PURCHASES_RAW: &str = "purchases_raw.csv";
 pub const REJECTS: &str = "rejects_customers.csv";
+pub const PURCHASE_REJECTS: &str = "rejects_purchases.csv";
 pub const EXTRACT_QUALITY: &str = "data_quality_extract.csv";
 pub const TRUTH: &str = "truth.csv";
 /// Transform checkpoint file names (the report tables are named as in §5).
@@ -114,16 +115,33 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// Write the rejects file (`line,reason`, then the source columns).
+/// Write the customer rejects file (`line,reason`, then the source columns).
 pub fn write_rejects(
     dir: &Path,
+    header: &[String],
+    rejects: &[crate::model::Reject],
+) -> Result<(), Error> {
+    write_rejects_named(dir, REJECTS, header, rejects)
+}
+
+/// A rejects file: `line,reason`, then the source file's columns.
+fn write_rejects_named(
+    dir: &Path,
+    name: &str,
     header: &[String],
     rejects: &[crate::model::Reject],
 ) -> Result<(), Error> {
     create_dir(dir)?;
     let mut cols = vec!["line", "reason"];
     cols.extend(header.iter().map(String::as_str));
-    let mut out = Out::create(dir, REJECTS, &cols)?;
+    let mut out = Out::create(dir, name, &cols)?;
+    // A reject may have more or fewer fields than the header: keep them all.
+    out.w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(out.w.into_inner().map_err(|e| Error::Write {
+            path: dir.join(name),
+            source: e.into_error(),
+        })?);
     for r in rejects {
         let mut row = vec![r.line.to_string(), r.reason.clone()];
         row.extend(r.fields.iter().cloned());
@@ -175,6 +193,14 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     }
     out.finish()?;
     write_rejects(dir, &j.source_header, &j.rejects)?;
+    if !j.purchase_header.is_empty() {
+        write_rejects_named(
+            dir,
+            PURCHASE_REJECTS,
+            &j.purchase_header,
+            &j.purchase_rejects,
+        )?;
+    }
     write_quality(dir, EXTRACT_QUALITY, &j.quality)?;
     let truth_path = dir.join(TRUTH);
     if let Some(truth) = &j.truth {

@@ -140,9 +140,13 @@ pub struct ExtractArgs {
     pub max_attempts: Option<u32>,
 }
 
-/// Where purchases come from over HTTP.
+/// Where purchases come from: a file, or an HTTP API.
 #[derive(Debug, Args)]
 pub struct UpstreamArgs {
+    /// Read purchases from this CSV or Parquet (`.parquet`) file instead of
+    /// an API: columns mobile, date, amount, store and optional order_id
+    #[arg(long, value_name = "FILE", conflicts_with = "api_url")]
+    pub purchases: Option<PathBuf>,
     /// Base URL of the purchase API, e.g. http://127.0.0.1:8000 (`run`
     /// starts an in-process mock when neither this nor a file is given)
     #[arg(long, value_name = "URL")]
@@ -182,9 +186,10 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Number of distinct customers to generate (default: 10000)
-    #[arg(long, value_name = "N")]
-    pub customers: Option<u64>,
+    /// Customers: a number to generate (default: 10000), or the path of
+    /// your own customers CSV (then nothing is generated)
+    #[arg(long, value_name = "N|FILE")]
+    pub customers: Option<String>,
     #[command(flatten)]
     pub seed: SeedArg,
     #[command(flatten)]

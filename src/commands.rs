@@ -55,6 +55,7 @@ fn out(text: &str) -> Result<(), Error> {
 
 fn upstream(o: &mut Vec<Override>, a: &UpstreamArgs) {
     flag(o, "api_url", a.api_url.clone());
+    path_flag(o, "purchases_file", a.purchases.as_ref());
     if !a.api_headers.is_empty() {
         flag(o, "api_headers", Some(a.api_headers.clone()));
     }
@@ -112,7 +113,18 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             flag(&mut o, "database_url", a.database_url.clone());
         }
         Command::Run(a) => {
-            flag(&mut o, "generate.customers", a.customers);
+            // `--customers 5000` generates; `--customers crm.csv` reads a file.
+            match a.customers.as_deref().map(str::trim) {
+                Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    flag(&mut o, "generate.customers", n.parse::<u64>().ok());
+                }
+                Some(n) if n.starts_with('-') && n[1..].bytes().all(|b| b.is_ascii_digit()) => {
+                    // Let the setting's own check name the rule.
+                    flag(&mut o, "generate.customers", Some(n.to_owned()));
+                }
+                Some(path) => flag(&mut o, "customers_file", Some(path.to_owned())),
+                None => {}
+            }
             seed(&mut o, &a.seed);
             as_of(&mut o, &a.as_of);
             flag(&mut o, "transform.k", a.k.clone());
@@ -167,14 +179,15 @@ fn truth_for(s: &Settings) -> Result<Option<extract::Truth>, Error> {
 
 fn extract_cmd(s: &Settings) -> Result<(), Error> {
     let started = Instant::now();
-    let Some(api_url) = s.api_url.as_deref() else {
+    if s.api_url.is_none() && s.purchases_file.is_none() {
         return Err(crate::config::Error::Value {
             key: "api_url",
-            message: "extract needs --api-url (or SEGPIPE_API_URL / api_url in segpipe.toml)"
+            message: "extract needs --api-url URL or --purchases FILE (or api_url / purchases_file in segpipe.toml)"
                 .to_owned(),
         }
         .into());
-    };
+    }
+    let api_url = s.api_url.as_deref().unwrap_or_default();
     let validated = customers::read_csv(&s.extract.customers)?;
     let dir = &s.extract.out;
     // Rejects are written first: they are kept even if the API fails later.

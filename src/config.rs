@@ -45,6 +45,10 @@ pub struct Settings {
     /// Headers sent with every API request, as `"Name: value"`; values are
     /// secrets (masked in every output).
     pub api_headers: Vec<String>,
+    /// Purchases from this CSV/Parquet file instead of an API.
+    pub purchases_file: Option<PathBuf>,
+    /// `run` reads these customers instead of generating them.
+    pub customers_file: Option<PathBuf>,
     pub generate: GenerateSettings,
     pub api: ApiSettings,
     pub extract: ExtractSettings,
@@ -148,6 +152,8 @@ impl Default for Settings {
             database_url: DatabaseUrl::new("sqlite://segpipe.db"),
             api_url: None,
             api_headers: Vec::new(),
+            purchases_file: None,
+            customers_file: None,
             generate: GenerateSettings::default(),
             api: ApiSettings::default(),
             extract: ExtractSettings::default(),
@@ -367,6 +373,12 @@ impl Settings {
                 ),
             });
         }
+        if self.api_url.is_some() && self.purchases_file.is_some() {
+            return Err(Error::Value {
+                key: "purchases_file",
+                message: "give purchases_file or api_url, not both".to_owned(),
+            });
+        }
         for raw in &self.api_headers {
             if let Err(message) = parse_header(raw) {
                 return Err(Error::Value {
@@ -444,6 +456,8 @@ const ENV_KEYS: &[&str] = &[
     "as_of",
     "database_url",
     "api_url",
+    "purchases_file",
+    "customers_file",
     "generate.customers",
     "generate.out",
     "generate.duplicate_rate",

@@ -284,6 +284,9 @@ pub struct Joined {
     /// Header of the customers file, for the rejects file.
     pub source_header: Vec<String>,
     pub rejects: Vec<Reject>,
+    /// Malformed rows of a purchases file, and that file's header.
+    pub purchase_rejects: Vec<Reject>,
+    pub purchase_header: Vec<String>,
     /// Ground truth aligned with `customers`, when a truth file was found.
     pub truth: Option<Vec<Option<Persona>>>,
     /// Extract's quality decisions (duplicates, rejects by reason, ...).

@@ -49,6 +49,7 @@ pub fn api_opts(s: &Settings, as_of: NaiveDate, bind: &str) -> ApiOpts {
 pub fn extract_opts(s: &Settings, api_url: &str) -> ExtractOpts {
     let e = &s.extract;
     ExtractOpts {
+        purchases_file: s.purchases_file.clone(),
         api_url: api_url.to_owned(),
         batch_size: e.batch_size,
         workers: e.workers,

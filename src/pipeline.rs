@@ -33,17 +33,27 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     let ckpt = s.run.checkpoint_dir.as_deref();
     let mut stages = Vec::new();
 
-    // generate → validated customers (+ truth), in memory unless checkpointing.
+    // generate → validated customers (+ truth), in memory unless checkpointing;
+    // or the user's own customers file.
     let t = Instant::now();
     let gen_opts = generate_opts(s);
-    let (validated, truth) = match ckpt {
-        Some(dir) => {
+    let (validated, truth) = match (&s.customers_file, ckpt) {
+        (Some(path), _) => {
+            let truth_path = generate::truth_path(path);
+            let truth = if truth_path.exists() {
+                extract::join::read_truth(&truth_path)?
+            } else {
+                HashMap::new()
+            };
+            (customers::read_csv(path)?, truth)
+        }
+        (None, Some(dir)) => {
             let path = dir.join("generate").join("customers.csv");
             generate::write(&gen_opts, &path)?;
             let truth = extract::join::read_truth(&generate::truth_path(&path))?;
             (customers::read_csv(&path)?, truth)
         }
-        None => {
+        (None, None) => {
             let header: Vec<String> = HEADER.iter().map(|h| (*h).to_owned()).collect();
             let mut v = Validator::new("generated customers", &header)?;
             let mut truth = HashMap::new();
@@ -59,31 +69,48 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
             (v.finish(), truth)
         }
     };
+    let customers_from = match &s.customers_file {
+        Some(path) => format!("customers from {}", path.display()),
+        None => format!("{} generated customers", gen_opts.customers),
+    };
     stages.push(StageTiming {
-        stage: "generate",
+        stage: if s.customers_file.is_some() {
+            "customers"
+        } else {
+            "generate"
+        },
         seconds: t.elapsed().as_secs_f64(),
         rows: validated.rows_read,
         peak_rss_mib: peak_rss_mib(),
-        note: format!("{} customers, seed {}", gen_opts.customers, s.seed),
+        note: match &s.customers_file {
+            Some(_) => customers_from.clone(),
+            None => format!("{} customers, seed {}", gen_opts.customers, s.seed),
+        },
     });
 
-    // extract: against --api-url, or the in-process mock on 127.0.0.1:0.
+    // extract: from --purchases, against --api-url, or the in-process mock
+    // on 127.0.0.1:0.
     let t = Instant::now();
-    let server = match &s.api_url {
-        Some(_) => None,
-        None => Some(api::Server::start(&api_opts(s, as_of, "127.0.0.1:0"))?),
+    let server = match (&s.api_url, &s.purchases_file) {
+        (None, None) => Some(api::Server::start(&api_opts(s, as_of, "127.0.0.1:0"))?),
+        _ => None,
     };
     let api_url = match &server {
         Some(server) => server.url(),
         None => s.api_url.clone().unwrap_or_default(),
     };
-    let shown_url = crate::secret::mask_url(&api_url);
-    info!(message = "Extracting.", api_url = %shown_url);
+    let purchases_from = match (&s.purchases_file, &s.api_url) {
+        (Some(path), _) => path.display().to_string(),
+        (None, Some(_)) => crate::secret::mask_url(&api_url),
+        (None, None) => "in-process mock API".to_owned(),
+    };
+    info!(message = "Extracting.", purchases_from = %purchases_from);
     if let Some(dir) = ckpt {
         checkpoint::write_rejects(&dir.join("extract"), &validated.header, &validated.rejects)?;
     }
     let rows_read = validated.rows_read;
     let extracted = extract::extract(validated, Some(&truth), &extract_opts(s, &api_url));
+    let server_used = server.is_some();
     if let Some(server) = server {
         server.shutdown();
     }
@@ -101,11 +128,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
             joined.customers.len(),
             joined.rejects.len(),
             joined.quality.get("duplicate_customers_dropped"),
-            if s.api_url.is_some() {
-                shown_url.as_str()
-            } else {
-                "in-process mock API"
-            }
+            purchases_from
         ),
     });
 
@@ -157,10 +180,21 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     });
 
     Ok(RunSummary {
-        header: format!(
-            "segpipe run {}: {} customers, seed {}, as of {as_of}",
-            report.model.run_id, gen_opts.customers, s.seed
-        ),
+        header: match &s.customers_file {
+            None => format!(
+                "segpipe run {}: {} customers, seed {}, as of {as_of}",
+                report.model.run_id, gen_opts.customers, s.seed
+            ),
+            Some(_) => format!(
+                "segpipe run {}: {customers_from}, purchases from {purchases_from}, as of {as_of}{}",
+                report.model.run_id,
+                if server_used {
+                    ""
+                } else {
+                    " (nothing synthetic)"
+                }
+            ),
+        },
         stages,
         report: describe_report(&report),
         destination: loaded.destination,

@@ -34,6 +34,10 @@ pub struct Fetched {
     pub retries: u64,
     /// Batches split in halves after a 413.
     pub splits: u64,
+    /// Malformed rows of a purchases file (never from the API) and that
+    /// file's header, for `rejects_purchases.csv`.
+    pub rejects: Vec<crate::model::Reject>,
+    pub reject_header: Vec<String>,
 }
 
 /// Why one request failed; the source of `Error::Batch`.
@@ -240,6 +244,8 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         requests: shared.requests.load(Ordering::Relaxed),
         retries: shared.retries.load(Ordering::Relaxed),
         splits: shared.splits.load(Ordering::Relaxed),
+        rejects: Vec::new(),
+        reject_header: Vec::new(),
     })
 }
 
@@ -499,6 +505,7 @@ mod tests {
 
     fn opts() -> ExtractOpts {
         ExtractOpts {
+            purchases_file: None,
             api_url: "http://127.0.0.1:1".into(),
             batch_size: 10,
             workers: 2,

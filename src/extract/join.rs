@@ -49,9 +49,12 @@ pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -
     let mut quality = validated.quality;
     quality.add(
         "purchases_fetched",
-        fetched.purchases.len() as u64 + fetched.unmatched,
+        fetched.purchases.len() as u64 + fetched.unmatched + fetched.rejects.len() as u64,
     );
     quality.add("purchases_unmatched_dropped", fetched.unmatched);
+    if !fetched.reject_header.is_empty() {
+        quality.add("purchases_rejected", fetched.rejects.len() as u64);
+    }
     let truth = truth.map(|t| {
         validated
             .customers
@@ -66,6 +69,8 @@ pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -
         odd_dates: fetched.odd_dates,
         source_header: validated.header,
         rejects: validated.rejects,
+        purchase_rejects: fetched.rejects,
+        purchase_header: fetched.reject_header,
         truth,
         quality,
     }

@@ -7,6 +7,8 @@ pub mod client;
 pub mod customers;
 pub mod join;
 mod lines;
+pub mod purchases_file;
+mod purchases_parquet;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,6 +22,8 @@ pub use join::Truth;
 /// Extract inputs, built from `Settings`.
 #[derive(Clone, Debug)]
 pub struct ExtractOpts {
+    /// Read purchases from this CSV/Parquet file instead of the API.
+    pub purchases_file: Option<PathBuf>,
     pub api_url: String,
     pub batch_size: usize,
     pub workers: usize,
@@ -91,7 +95,10 @@ pub fn extract(
         batch_size = opts.batch_size,
         workers = opts.workers
     );
-    let fetched = client::fetch(&validated.customers, opts)?;
+    let fetched = match &opts.purchases_file {
+        Some(path) => purchases_file::read(path, &validated.customers)?,
+        None => client::fetch(&validated.customers, opts)?,
+    };
     info!(
         message = "Fetched purchases.",
         purchases = fetched.purchases.len(),
