@@ -149,6 +149,7 @@ pub(crate) fn api_opts(s: &Settings, as_of: NaiveDate, bind: &str) -> ApiOpts {
             null_store_rate: a.null_store_rate,
             duplicate_purchase_rate: a.duplicate_purchase_rate,
         },
+        limits: api::Limits::default(),
     }
 }
 
