@@ -50,16 +50,24 @@ pub(super) struct Shared {
     connections: Arc<Semaphore>,
     /// Requests being handled, body read included.
     in_flight: AtomicUsize,
+    /// Becomes true when the server stops.
+    stop: watch::Receiver<bool>,
 }
 
 impl Shared {
-    pub(super) fn new(ctx: Ctx, faults: Faults, limits: Limits) -> Shared {
+    pub(super) fn new(
+        ctx: Ctx,
+        faults: Faults,
+        limits: Limits,
+        stop: watch::Receiver<bool>,
+    ) -> Shared {
         Shared {
             ctx,
             faults,
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             limits,
             in_flight: AtomicUsize::new(0),
+            stop,
         }
     }
 
@@ -70,8 +78,8 @@ impl Shared {
 
 /// Accept connections until `stop`, then wait until every connection has
 /// closed: idle ones at once, busy ones after their answer.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
-    let mut stopping = stop.clone();
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut stopping = shared.stop.clone();
     let max = u32::try_from(shared.limits.max_connections.max(1)).unwrap_or(u32::MAX);
     loop {
         // The permit is taken before `accept`, so over the limit new clients
@@ -87,12 +95,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watc
         };
         match accepted {
             Ok((stream, _peer)) => {
-                tokio::spawn(connection(
-                    stream,
-                    Arc::clone(&shared),
-                    stop.clone(),
-                    permit,
-                ));
+                tokio::spawn(connection(stream, Arc::clone(&shared), permit));
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause rather than
@@ -115,12 +118,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Serve one connection: refuse HTTP/2, then HTTP/1.1 with keep-alive until
 /// the client leaves, a deadline passes or the server stops.
-async fn connection(
-    mut stream: TcpStream,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
-) {
+async fn connection(mut stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSemaphorePermit) {
+    let mut stop = shared.stop.clone();
     // Small answers go out at once rather than waiting on Nagle.
     let _ = stream.set_nodelay(true);
     let limits = &shared.limits;
@@ -142,7 +141,10 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(Replay::new(head, stream)), service);
+        .serve_connection(
+            TokioIo::new(ClientStream::new(head, stream, limits.send_timeout)),
+            service,
+        );
     tokio::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
@@ -218,24 +220,56 @@ async fn refuse_http2(mut stream: TcpStream) {
     .await;
 }
 
-/// A stream that first yields bytes already read from it.
-struct Replay {
+/// The accepted socket as hyper sees it: first the bytes `sniff` already
+/// read, then the socket; and a send deadline, since hyper has none: a
+/// client that stops reading an answer would otherwise hold its connection,
+/// and a graceful shutdown, for ever.
+struct ClientStream {
     head: Vec<u8>,
     at: usize,
     stream: TcpStream,
+    send_timeout: Duration,
+    /// Running while a write waits for the client to read.
+    send_stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl Replay {
-    fn new(head: Vec<u8>, stream: TcpStream) -> Replay {
-        Replay {
+impl ClientStream {
+    fn new(head: Vec<u8>, stream: TcpStream, send_timeout: Duration) -> ClientStream {
+        ClientStream {
             head,
             at: 0,
             stream,
+            send_timeout,
+            send_stall: None,
+        }
+    }
+
+    /// Pass a write's result through, failing it once the client has read
+    /// nothing for `send_timeout`.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.send_stall = None;
+            return polled;
+        }
+        let timeout = self.send_timeout;
+        let stall = self
+            .send_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading the answer",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
 
-impl AsyncRead for Replay {
+impl AsyncRead for ClientStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -257,13 +291,14 @@ impl AsyncRead for Replay {
     }
 }
 
-impl AsyncWrite for Replay {
+impl AsyncWrite for ClientStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.deadline(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -271,7 +306,8 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.deadline(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -279,11 +315,13 @@ impl AsyncWrite for Replay {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.deadline(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let polled = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.deadline(cx, polled)
     }
 }
 
@@ -346,7 +384,7 @@ async fn handle(
 /// `POST /purchase-history`: body within its limits, faults, then the answer
 /// computed on the blocking pool.
 async fn purchases(shared: &Arc<Shared>, body: Incoming) -> Answer {
-    let bytes = match read_body(&shared.limits, body).await {
+    let bytes = match read_body(shared, body).await {
         Ok(bytes) => bytes,
         Err(refused) => return refused,
     };
@@ -368,7 +406,8 @@ async fn purchases(shared: &Arc<Shared>, body: Incoming) -> Answer {
 }
 
 /// Read the whole body within the size limit and the body deadline.
-async fn read_body(limits: &Limits, mut body: Incoming) -> Result<Bytes, Answer> {
+async fn read_body(shared: &Shared, mut body: Incoming) -> Result<Bytes, Answer> {
+    let limits = &shared.limits;
     let max = limits.max_body_bytes;
     let too_big = |body: Incoming| {
         drain(body, limits.body_timeout);
@@ -413,7 +452,9 @@ async fn read_body(limits: &Limits, mut body: Incoming) -> Result<Bytes, Answer>
 }
 
 /// Read and discard the rest of a refused body for a while, on its own task,
-/// so a client that writes the whole body before reading gets our 413.
+/// so a client that writes the whole body before reading gets our 413
+/// rather than a reset. Shutdown does not wait for it: the answer has gone
+/// out with `connection: close`, so hyper closes the connection at once.
 fn drain(mut body: Incoming, within: Duration) {
     tokio::spawn(async move {
         let _ = tokio::time::timeout(within, async {

@@ -43,10 +43,14 @@ pub struct Dirt {
 pub struct Limits {
     /// Longest wait for a request's head, counted from when the connection
     /// opens or goes idle after an answer; so it is also the idle keep-alive
-    /// timeout (hyper runs one timer for both).
+    /// timeout (hyper runs one timer for both). A connection's first head
+    /// may take up to twice this: once to tell HTTP/1 from HTTP/2.
     pub header_timeout: Duration,
     /// Longest time to receive a request body once its head is in; then 408.
     pub body_timeout: Duration,
+    /// Longest a client may leave an answer unread while it is being sent;
+    /// then the connection is dropped.
+    pub send_timeout: Duration,
     /// Largest request body read; more is refused with 413.
     pub max_body_bytes: usize,
     /// Connections served at once; more wait in the listen backlog until one
@@ -61,6 +65,7 @@ impl Default for Limits {
             // far beyond any loopback or LAN upload of the 32 MiB limit.
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
             // Ten thousand mobiles take well under 1 MiB; the cap only stops
             // a client from making us buffer without bound.
             max_body_bytes: 32 << 20,
@@ -144,6 +149,7 @@ impl Server {
             opts.limits.max_body_bytes,
         ))
         .map_err(|e| Error::Io(e.into()))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared::new(
             Ctx {
                 seed: opts.seed,
@@ -154,14 +160,14 @@ impl Server {
             },
             Faults::new(opts.seed, opts.fail_rate, opts.latency_ms),
             opts.limits.clone(),
+            stopped,
         ));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let main = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("api-main".to_owned())
                 .spawn(move || {
-                    runtime.block_on(http::serve(listener, shared, stopped));
+                    runtime.block_on(http::serve(listener, shared));
                     // Connections are all closed; what is left (a drain of
                     // a refused body) is not worth waiting for.
                     runtime.shutdown_timeout(Duration::from_millis(100));
