@@ -453,8 +453,8 @@ async fn read_body(shared: &Shared, mut body: Incoming) -> Result<Bytes, Answer>
 
 /// Read and discard the rest of a refused body for a while, on its own task,
 /// so a client that writes the whole body before reading gets our 413
-/// rather than a reset. Shutdown does not wait for it: the answer has gone
-/// out with `connection: close`, so hyper closes the connection at once.
+/// rather than a reset. Shutdown does not wait for it: hyper's graceful
+/// shutdown closes at once a connection whose last answer is out.
 fn drain(mut body: Incoming, within: Duration) {
     tokio::spawn(async move {
         let _ = tokio::time::timeout(within, async {

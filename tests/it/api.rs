@@ -315,6 +315,15 @@ fn health_and_openapi() {
         assert!(post["responses"][code].is_object(), "response {code}");
     }
     assert!(a.json["paths"]["/health"]["get"].is_object());
+
+    // A query string carries nothing for us but is allowed; HEAD is GET
+    // without the body.
+    assert_eq!(get(&agent, &server.url(), "/health?probe=1").status, 200);
+    let head = agent
+        .head(format!("{}/health", server.url()))
+        .call()
+        .expect("HEAD /health");
+    assert_eq!(head.status(), 200);
 }
 
 #[test]
