@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use segpipe::api::{ApiOpts, Dirt, Server};
+use segpipe::api::{ApiOpts, Dirt, Limits, Server};
 
 const MOBILES: u64 = 100_000;
 const BATCH: usize = 1_000;
@@ -41,6 +41,7 @@ fn main() {
             null_store_rate: 0.05,
             duplicate_purchase_rate: 0.02,
         },
+        limits: Limits::default(),
     };
     let server = Server::start(&opts).expect("start server");
     let url = format!("{}/purchase-history", server.url());

@@ -43,6 +43,7 @@ pub fn api_opts(s: &Settings, as_of: NaiveDate, bind: &str) -> ApiOpts {
             null_store_rate: a.null_store_rate,
             duplicate_purchase_rate: a.duplicate_purchase_rate,
         },
+        limits: api::Limits::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Fault injection for `/purchase-history`: a failure rate and added latency.
 //!
-//! Owns only the decision and the delay; `mod.rs` applies them to the purchase
+//! Owns only the decision and the delay; `http.rs` applies them to the purchase
 //! route and leaves `/health` and `/openapi.json` alone, so a health check
 //! never reports a deliberately flaky service as down.
 
@@ -37,11 +37,10 @@ impl Faults {
         fails(self.seed, n, self.fail_rate)
     }
 
-    /// Block for the configured latency, if any.
-    pub(crate) fn delay(&self) {
-        if !self.latency.is_zero() {
-            std::thread::sleep(self.latency);
-        }
+    /// The configured latency, if any; the server waits it out
+    /// asynchronously, so a delayed answer holds no thread.
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        (!self.latency.is_zero()).then_some(self.latency)
     }
 }
 
@@ -77,6 +76,15 @@ mod tests {
         assert!((0..1000).all(|_| !nan.next_fails()));
         let all = Faults::new(1, 1.0, 0);
         assert!((0..1000).all(|_| all.next_fails()));
+    }
+
+    #[test]
+    fn latency_is_off_unless_configured() {
+        assert_eq!(Faults::new(1, 0.0, 0).latency(), None);
+        assert_eq!(
+            Faults::new(1, 0.0, 120).latency(),
+            Some(Duration::from_millis(120))
+        );
     }
 
     #[test]

@@ -1,30 +1,31 @@
 //! The mock purchase-history API (DESIGN §3): server lifecycle.
 //!
-//! Owns binding, the worker pool, graceful shutdown and `serve`'s signal
-//! handling. What a request gets back is decided in `routes.rs` (HTTP shape)
-//! and `purchases.rs` (the data); `faults.rs` makes it flaky on purpose and
-//! `openapi.rs` describes it.
+//! Owns the options, binding, the runtime the server runs on, graceful
+//! shutdown and `serve`'s signal handling. How connections are taken and
+//! bounded is in `http.rs`; what a request gets back is decided in
+//! `routes.rs` (HTTP shape) and `purchases.rs` (the data); `faults.rs` makes
+//! it flaky on purpose and `openapi.rs` describes it.
 
 mod faults;
+mod http;
 mod openapi;
 mod purchases;
 mod routes;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::Duration;
 
 use chrono::NaiveDate;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 pub use purchases::{ApiPurchase, purchases_for};
 
 use faults::Faults;
-use routes::{Ctx, Reply, Route};
+use http::Shared;
+use routes::Ctx;
 
 /// Rates of the dirt the API adds to clean planned purchases.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +37,43 @@ pub struct Dirt {
     pub duplicate_purchase_rate: f64,
 }
 
+/// How much any one client may take from the server, so that no client,
+/// however slow or malformed, can stall it for the others (DESIGN §3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Longest wait for a request's head, counted from when the connection
+    /// opens or goes idle after an answer; so it is also the idle keep-alive
+    /// timeout (hyper runs one timer for both). A connection's first head
+    /// may take up to twice this: once to tell HTTP/1 from HTTP/2.
+    pub header_timeout: Duration,
+    /// Longest time to receive a request body once its head is in; then 408.
+    pub body_timeout: Duration,
+    /// Longest a client may leave an answer unread while it is being sent;
+    /// then the connection is dropped.
+    pub send_timeout: Duration,
+    /// Largest request body read; more is refused with 413.
+    pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the listen backlog until one
+    /// closes, so memory and tasks stay bounded whatever clients do.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            // Clients of this API send a whole batch in one write; 10 s is
+            // far beyond any loopback or LAN upload of the 32 MiB limit.
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            // Ten thousand mobiles take well under 1 MiB; the cap only stops
+            // a client from making us buffer without bound.
+            max_body_bytes: 32 << 20,
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Everything the server needs; built from `Settings`.
 #[derive(Clone, Debug)]
 pub struct ApiOpts {
@@ -45,8 +83,10 @@ pub struct ApiOpts {
     pub max_mobiles: usize,
     pub fail_rate: f64,
     pub latency_ms: u64,
+    /// Runtime worker threads; 0 means one per CPU (at least 2).
     pub threads: usize,
     pub dirt: Dirt,
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,80 +99,88 @@ pub enum Error {
     Io(#[source] std::io::Error),
 }
 
-/// State shared by the worker threads.
-struct Shared {
-    http: tiny_http::Server,
-    ctx: Ctx,
-    faults: Faults,
-    /// Set before the workers are unblocked, so a worker woken by `recv`
-    /// failing knows it is being stopped rather than seeing an accept error.
-    stopping: AtomicBool,
-    /// Requests taken by a worker and not yet answered.
-    in_flight: AtomicUsize,
-    content_type: tiny_http::Header,
-}
-
 /// A running server. Dropping it shuts it down as [`Server::shutdown`] does.
 pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    workers: Vec<JoinHandle<()>>,
+    /// Tells the accept loop and every connection to wind down.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Owns the runtime: runs the accept loop, then waits for the
+    /// connections, then drops the runtime. A thread of its own, so the
+    /// server can be started and stopped from any thread, async or not.
+    main: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Bind `opts.bind` and start the worker pool; returns once the socket
-    /// accepts connections, so callers never need to wait for readiness.
+    /// Bind `opts.bind` and start serving; returns once the socket accepts
+    /// connections, so callers never need to wait for readiness.
     pub fn start(opts: &ApiOpts) -> Result<Server, Error> {
-        let http = tiny_http::Server::http(opts.bind.as_str()).map_err(|e| Error::Bind {
+        let bind_error = |message: String| Error::Bind {
             addr: opts.bind.clone(),
-            message: e.to_string(),
-        })?;
-        let addr = http.server_addr().to_ip().ok_or_else(|| Error::Bind {
-            addr: opts.bind.clone(),
-            message: "not an IP socket address".to_owned(),
-        })?;
-        let openapi =
-            serde_json::to_vec_pretty(&openapi::document(opts.max_mobiles, routes::MAX_BODY_BYTES))
-                .map_err(|e| Error::Io(e.into()))?;
-        let shared = Arc::new(Shared {
-            http,
-            ctx: Ctx {
+            message,
+        };
+        let listener = std::net::TcpListener::bind(opts.bind.as_str())
+            .map_err(|e| bind_error(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| bind_error(e.to_string()))?;
+        listener.set_nonblocking(true).map_err(Error::Io)?;
+        let threads = match opts.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            n => n,
+        };
+        // Answers are computed on the blocking pool, at most `threads` at a
+        // time; the workers only move bytes, so a burst of big requests
+        // never delays `/health` and the thread count stays fixed.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .max_blocking_threads(threads)
+            .thread_name("api-worker")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(Error::Io)?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(Error::Io)?
+        };
+        let openapi = serde_json::to_vec_pretty(&openapi::document(
+            opts.max_mobiles,
+            opts.limits.max_body_bytes,
+        ))
+        .map_err(|e| Error::Io(e.into()))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            Ctx {
                 seed: opts.seed,
                 as_of: opts.as_of,
                 dirt: opts.dirt.clone(),
                 max_mobiles: opts.max_mobiles,
                 openapi,
             },
-            faults: Faults::new(opts.seed, opts.fail_rate, opts.latency_ms),
-            stopping: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            content_type: tiny_http::Header::from_bytes(
-                &b"Content-Type"[..],
-                &b"application/json"[..],
-            )
-            .expect("a static ASCII header is valid"),
-        });
-        let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
-            n => n,
+            Faults::new(opts.seed, opts.fail_rate, opts.latency_ms),
+            opts.limits.clone(),
+            stopped,
+        ));
+        let main = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("api-main".to_owned())
+                .spawn(move || {
+                    runtime.block_on(http::serve(listener, shared));
+                    // Connections are all closed; what is left (a drain of
+                    // a refused body) is not worth waiting for.
+                    runtime.shutdown_timeout(Duration::from_millis(100));
+                })
+                .map_err(Error::Io)?
         };
-        let mut server = Server {
+        debug!(message = "Started purchase API.", %addr, threads);
+        Ok(Server {
             addr,
             shared,
-            workers: Vec::with_capacity(threads),
-        };
-        for i in 0..threads {
-            let shared = Arc::clone(&server.shared);
-            // On failure `server` is dropped here, which stops the workers
-            // already started.
-            let handle = std::thread::Builder::new()
-                .name(format!("api-worker-{i}"))
-                .spawn(move || work(&shared))
-                .map_err(Error::Io)?;
-            server.workers.push(handle);
-        }
-        debug!(message = "Started purchase API.", %addr, threads);
-        Ok(server)
+            stop,
+            main: Some(main),
+        })
     }
 
     /// The address actually bound (the real port when `:0` was asked for).
@@ -144,13 +192,14 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Requests being answered right now; lets tests and callers observe a
-    /// request in flight without sleeping.
+    /// Requests being answered right now (body read included); lets tests
+    /// and callers observe a request in flight without sleeping.
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.load(Ordering::Acquire)
+        self.shared.in_flight()
     }
 
-    /// Stop taking requests, let in-flight ones finish, join the workers.
+    /// Stop taking connections, close idle ones, let in-flight requests
+    /// finish, then stop the runtime.
     pub fn shutdown(self) {
         // The work is in `Drop`, so a server dropped by a panicking test or
         // an early `?` stops the same way.
@@ -158,21 +207,13 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        self.shared.stopping.store(true, Ordering::Release);
-        // Each `unblock` wakes one blocked `recv`; queued requests ahead of
-        // the markers are still answered, since the queue is FIFO.
-        for _ in &self.workers {
-            self.shared.http.unblock();
-        }
-        for handle in self.workers.drain(..) {
-            if handle.join().is_err() {
-                error!(message = "Purchase API worker panicked.");
-            }
-        }
-        // Requests that arrived on kept-alive connections after the markers
-        // would otherwise wait forever; tell them to retry elsewhere.
-        while let Ok(Some(rq)) = self.shared.http.try_recv() {
-            respond(&self.shared, rq, Reply::error(503, "server shutting down"));
+        // Fails only when every receiver is gone, i.e. the server is
+        // already down.
+        let _ = self.stop.send(true);
+        if let Some(main) = self.main.take()
+            && main.join().is_err()
+        {
+            error!(message = "Purchase API runtime panicked.");
         }
         debug!(message = "Stopped purchase API.", addr = %self.addr);
     }
@@ -212,84 +253,4 @@ pub fn serve(opts: &ApiOpts) -> Result<(), Error> {
     server.shutdown();
     info!(message = "Purchase API stopped.");
     Ok(())
-}
-
-/// One worker: answer requests until told to stop.
-fn work(shared: &Shared) {
-    loop {
-        match shared.http.recv() {
-            Ok(rq) => {
-                let _counted = InFlight::enter(&shared.in_flight);
-                // A bug in a handler must not shrink the pool; tiny_http
-                // answers 500 when an unanswered request is dropped.
-                if catch_unwind(AssertUnwindSafe(|| handle(shared, rq))).is_err() {
-                    error!(message = "Purchase API handler panicked.");
-                }
-            }
-            Err(_) if shared.stopping.load(Ordering::Acquire) => return,
-            // tiny_http's accept loop failed and ended; keep answering the
-            // connections already open until shutdown.
-            Err(e) => warn!(message = "Purchase API accept failed.", error = %e),
-        }
-    }
-}
-
-/// Counts a request as in flight until dropped, even on a panic.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
-        counter.fetch_add(1, Ordering::AcqRel);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn handle(shared: &Shared, mut rq: tiny_http::Request) {
-    let started = Instant::now();
-    let route = routes::route(rq.method(), rq.url());
-    let reply = match route {
-        Err(reply) => reply,
-        Ok(Route::Health) => routes::health(),
-        Ok(Route::OpenApi) => Reply::json(200, shared.ctx.openapi.clone()),
-        Ok(Route::Purchases) => {
-            shared.faults.delay();
-            if shared.faults.next_fails() {
-                Reply::error(503, "injected failure")
-            } else {
-                let len = rq.body_length();
-                routes::purchase_history(&shared.ctx, len, rq.as_reader())
-            }
-        }
-    };
-    debug!(
-        message = "Answered request.",
-        method = %rq.method(),
-        url = rq.url(),
-        status = reply.status,
-        bytes = reply.body.len(),
-        elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-    );
-    respond(shared, rq, reply);
-}
-
-fn respond(shared: &Shared, rq: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body)
-        .with_status_code(reply.status)
-        .with_header(shared.content_type.clone());
-    if let Some(allow) = reply.allow {
-        response.add_header(
-            tiny_http::Header::from_bytes(&b"Allow"[..], allow.as_bytes())
-                .expect("a static ASCII header is valid"),
-        );
-    }
-    // The client hanging up mid-answer is its business, not a server error.
-    if let Err(e) = rq.respond(response) {
-        debug!(message = "Could not send answer.", error = %e);
-    }
 }

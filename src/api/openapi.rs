@@ -50,6 +50,7 @@ pub(crate) fn document(max_mobiles: usize, max_body_bytes: usize) -> Value {
                             "More than {max_mobiles} mobiles, or a body over {max_body_bytes} bytes"
                         )),
                         "422": error("Valid JSON of the wrong shape (no `mobiles` array of strings)"),
+                        "408": error("The body did not arrive before the body deadline; the connection is closed"),
                         "503": error("Injected failure (fault injection); retry"),
                         "405": error("Method not allowed; see the `Allow` header")
                     }

@@ -2,23 +2,18 @@
 //!
 //! Owns the mapping from (method, path, body) to (status, JSON body, `Allow`)
 //! as pure functions over a [`Ctx`], so every status code can be unit-tested
-//! without a socket. It does not own sockets, threads or fault injection;
-//! `mod.rs` wraps these functions in the server loop.
+//! without a socket. It does not own sockets, body reading, limits or fault
+//! injection; `http.rs` wraps these functions in the server.
 
 use std::collections::HashSet;
-use std::io::Read;
 
 use chrono::NaiveDate;
+use hyper::Method;
 use serde::Deserialize;
-use tiny_http::Method;
 
 use super::Dirt;
 use super::purchases::{self, PurchasesBody, Row};
 use crate::mobile;
-
-/// Largest request body read. Ten thousand mobiles take well under 1 MiB;
-/// the cap only stops a client from making us buffer without bound.
-pub(crate) const MAX_BODY_BYTES: usize = 32 << 20;
 
 /// What the handlers need to answer; immutable while serving.
 #[derive(Debug)]
@@ -64,10 +59,9 @@ impl Reply {
     }
 }
 
-/// Match a request line to a route, or answer 404/405 straight away.
-pub(crate) fn route(method: &Method, url: &str) -> Result<Route, Reply> {
-    // The query string carries nothing for us; clients may still send one.
-    let path = url.split_once('?').map_or(url, |(p, _)| p);
+/// Match a request's method and path (no query string) to a route, or
+/// answer 404/405 straight away.
+pub(crate) fn route(method: &Method, path: &str) -> Result<Route, Reply> {
     let (route, allow) = match path {
         "/purchase-history" => (Route::Purchases, "POST"),
         "/health" => (Route::Health, "GET, HEAD"),
@@ -75,8 +69,8 @@ pub(crate) fn route(method: &Method, url: &str) -> Result<Route, Reply> {
         _ => return Err(Reply::error(404, &format!("no such endpoint `{path}`"))),
     };
     let allowed = match route {
-        Route::Purchases => *method == Method::Post,
-        Route::Health | Route::OpenApi => matches!(method, Method::Get | Method::Head),
+        Route::Purchases => *method == Method::POST,
+        Route::Health | Route::OpenApi => *method == Method::GET || *method == Method::HEAD,
     };
     if allowed {
         Ok(route)
@@ -102,17 +96,10 @@ struct HistoryRequest {
     mobiles: Vec<String>,
 }
 
-/// `POST /purchase-history`: read, validate, answer.
-pub(crate) fn purchase_history(
-    ctx: &Ctx,
-    declared_len: Option<usize>,
-    body: &mut dyn Read,
-) -> Reply {
-    let bytes = match read_body(declared_len, body) {
-        Ok(bytes) => bytes,
-        Err(reply) => return reply,
-    };
-    let request: HistoryRequest = match serde_json::from_slice(&bytes) {
+/// `POST /purchase-history`: validate the body (read whole, within the size
+/// limit, by `http.rs`) and answer.
+pub(crate) fn purchase_history(ctx: &Ctx, body: &[u8]) -> Reply {
+    let request: HistoryRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return parse_error(&e),
     };
@@ -127,28 +114,6 @@ pub(crate) fn purchase_history(
         );
     }
     answer(ctx, &request.mobiles)
-}
-
-/// Read at most `MAX_BODY_BYTES`, refusing early when the length is declared.
-fn read_body(declared_len: Option<usize>, body: &mut dyn Read) -> Result<Vec<u8>, Reply> {
-    let too_big = || {
-        Reply::error(
-            413,
-            &format!("request body over the limit of {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::with_capacity(declared_len.unwrap_or(0));
-    // One byte past the cap tells "exactly at the cap" from "over it" for
-    // chunked bodies, whose length is not declared.
-    let limit = u64::try_from(MAX_BODY_BYTES + 1).unwrap_or(u64::MAX);
-    match body.take(limit).read_to_end(&mut bytes) {
-        Ok(_) if bytes.len() > MAX_BODY_BYTES => Err(too_big()),
-        Ok(_) => Ok(bytes),
-        Err(e) => Err(Reply::error(400, &format!("cannot read request body: {e}"))),
-    }
 }
 
 /// Broken JSON is the client's syntax error (400); JSON that parses but is not
@@ -226,7 +191,7 @@ mod tests {
     }
 
     fn post(body: &str) -> Reply {
-        purchase_history(&ctx(), Some(body.len()), &mut body.as_bytes())
+        purchase_history(&ctx(), body.as_bytes())
     }
 
     fn error_of(r: &Reply) -> String {
@@ -237,24 +202,20 @@ mod tests {
     #[test]
     fn routes_known_paths_and_refuses_the_rest() {
         assert_eq!(
-            route(&Method::Post, "/purchase-history"),
+            route(&Method::POST, "/purchase-history"),
             Ok(Route::Purchases)
         );
-        assert_eq!(
-            route(&Method::Post, "/purchase-history?x=1"),
-            Ok(Route::Purchases)
-        );
-        assert_eq!(route(&Method::Get, "/health"), Ok(Route::Health));
-        assert_eq!(route(&Method::Head, "/health"), Ok(Route::Health));
-        assert_eq!(route(&Method::Get, "/openapi.json"), Ok(Route::OpenApi));
+        assert_eq!(route(&Method::GET, "/health"), Ok(Route::Health));
+        assert_eq!(route(&Method::HEAD, "/health"), Ok(Route::Health));
+        assert_eq!(route(&Method::GET, "/openapi.json"), Ok(Route::OpenApi));
 
-        let r = route(&Method::Get, "/nope").expect_err("404");
+        let r = route(&Method::GET, "/nope").expect_err("404");
         assert_eq!((r.status, r.allow), (404, None));
         assert!(error_of(&r).contains("/nope"));
 
-        let r = route(&Method::Get, "/purchase-history").expect_err("405");
+        let r = route(&Method::GET, "/purchase-history").expect_err("405");
         assert_eq!((r.status, r.allow), (405, Some("POST")));
-        let r = route(&Method::Delete, "/health").expect_err("405");
+        let r = route(&Method::DELETE, "/health").expect_err("405");
         assert_eq!((r.status, r.allow), (405, Some("GET, HEAD")));
         assert!(error_of(&r).contains("DELETE"));
     }
@@ -287,15 +248,6 @@ mod tests {
     }
 
     #[test]
-    fn refuses_oversized_bodies_declared_or_not() {
-        let r = purchase_history(&ctx(), Some(MAX_BODY_BYTES + 1), &mut std::io::empty());
-        assert_eq!(r.status, 413);
-        let big = vec![b' '; MAX_BODY_BYTES + 10];
-        let r = purchase_history(&ctx(), None, &mut big.as_slice());
-        assert_eq!(r.status, 413);
-    }
-
-    #[test]
     fn never_panics_on_odd_input() {
         let odd = [
             r#"{"mobiles": []}"#,
@@ -308,7 +260,7 @@ mod tests {
             let r = post(body);
             assert!([200, 400, 422].contains(&r.status), "{body}: {}", r.status);
         }
-        let r = purchase_history(&ctx(), None, &mut [0xff, 0xfe, 0x00].as_slice());
+        let r = purchase_history(&ctx(), &[0xff, 0xfe, 0x00]);
         assert_eq!(r.status, 400);
     }
 

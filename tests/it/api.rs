@@ -2,12 +2,17 @@
 //! concurrency and shutdown. Each test starts its own server on 127.0.0.1:0.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use segpipe::api::{ApiOpts, ApiPurchase, Dirt, Server, purchases_for};
+use segpipe::api::{ApiOpts, ApiPurchase, Dirt, Limits, Server, purchases_for};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::util::Workdir;
 
 fn opts() -> ApiOpts {
     ApiOpts {
@@ -25,6 +30,7 @@ fn opts() -> ApiOpts {
             null_store_rate: 0.05,
             duplicate_purchase_rate: 0.02,
         },
+        limits: Limits::default(),
     }
 }
 
@@ -309,6 +315,15 @@ fn health_and_openapi() {
         assert!(post["responses"][code].is_object(), "response {code}");
     }
     assert!(a.json["paths"]["/health"]["get"].is_object());
+
+    // A query string carries nothing for us but is allowed; HEAD is GET
+    // without the body.
+    assert_eq!(get(&agent, &server.url(), "/health?probe=1").status, 200);
+    let head = agent
+        .head(format!("{}/health", server.url()))
+        .call()
+        .expect("HEAD /health");
+    assert_eq!(head.status(), 200);
 }
 
 #[test]
@@ -366,19 +381,26 @@ fn fault_injection_fails_the_configured_share() {
 }
 
 #[test]
-fn latency_delays_purchase_answers() {
+fn latency_holds_purchase_answers_in_flight() {
+    // No clock here (issue 7): the request is seen held in the server, and
+    // the delayed answer is still the right one. `faults.rs` checks the
+    // configured duration.
     let server = start(&ApiOpts {
-        latency_ms: 120,
+        latency_ms: 300,
         ..opts()
     });
-    let agent = agent();
-    let t = Instant::now();
-    post_mobiles(&agent, &server.url(), &mobiles(1));
-    assert!(
-        t.elapsed() >= Duration::from_millis(120),
-        "{:?}",
-        t.elapsed()
-    );
+    let o = opts();
+    std::thread::scope(|s| {
+        let url = server.url();
+        let client = s.spawn(move || post_mobiles(&agent(), &url, &mobiles(2)));
+        wait_in_flight(&server, 1);
+        let want: Vec<ApiPurchase> = mobiles(2)
+            .iter()
+            .flat_map(|m| purchases_for(o.seed, o.as_of, &o.dirt, m))
+            .collect();
+        assert_eq!(client.join().expect("client thread"), want);
+    });
+    assert_eq!(server.in_flight(), 0);
 }
 
 #[test]
@@ -392,20 +414,11 @@ fn shutdown_finishes_the_request_in_flight() {
     std::thread::scope(|s| {
         let (url, batch) = (server.url(), sent.clone());
         let client = s.spawn(move || post_mobiles(&agent(), &url, &batch));
-        // Observe the request inside a worker, rather than sleeping and hoping.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.in_flight() == 0 {
-            assert!(Instant::now() < deadline, "request never reached a worker");
-            std::thread::yield_now();
-        }
-        // Still sleeping in the injected latency: shutdown must wait for it.
-        let t = Instant::now();
+        // Observe the request inside the server, rather than sleeping and
+        // hoping. It is still in the injected latency, so shutdown must wait
+        // for it: the full, correct answer below is the proof, no clock.
+        wait_in_flight(&server, 1);
         server.shutdown();
-        assert!(
-            t.elapsed() >= Duration::from_millis(100),
-            "shutdown did not wait: {:?}",
-            t.elapsed()
-        );
         let got = client.join().expect("client thread");
         let want: Vec<ApiPurchase> = sent
             .iter()
@@ -442,4 +455,429 @@ fn binding_a_taken_address_names_it() {
     .expect("port is taken");
     assert!(matches!(err, segpipe::api::Error::Bind { .. }), "{err:?}");
     assert!(err.to_string().contains(&taken), "{err}");
+}
+
+/// A raw loopback connection whose reads give up after `wait`, so a server
+/// that never answers fails the test instead of hanging it.
+fn raw(addr: SocketAddr, wait: Duration) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect to the API");
+    s.set_read_timeout(Some(wait)).expect("set read timeout");
+    s
+}
+
+/// One answer read off a raw connection: status, head text and body.
+struct RawAnswer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Read one `Content-Length`-framed answer; an error if none comes in time.
+fn read_answer(s: &mut TcpStream) -> std::io::Result<RawAnswer> {
+    let mut reader = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(RawAnswer { status, head, body })
+}
+
+/// `GET /health` on a fresh connection, which must be answered in time.
+fn raw_health(addr: SocketAddr) -> RawAnswer {
+    let mut s = raw(addr, Duration::from_secs(5));
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")
+        .expect("send GET /health");
+    read_answer(&mut s).expect("GET /health must be answered while others stall")
+}
+
+/// Whether the server closed `s`: a read sees end of file (or a reset)
+/// before the read timeout.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// Wait (without sleeping) until the server has `n` requests in flight.
+fn wait_in_flight(server: &Server, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.in_flight() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} requests reached the server",
+            server.in_flight()
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn issue_8_stalled_body_does_not_block_health() {
+    // See: issue 8
+    let server = start(&opts());
+    // More stalled uploads than the server has threads: headers promise 2000
+    // bytes of body, and none ever comes.
+    let stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = raw(server.addr(), Duration::from_secs(5));
+            s.write_all(
+                b"POST /purchase-history HTTP/1.1\r\nHost: api\r\n\
+                  Content-Type: application/json\r\nContent-Length: 2000\r\n\r\n",
+            )
+            .expect("send headers");
+            s
+        })
+        .collect();
+    wait_in_flight(&server, 4);
+    let a = raw_health(server.addr());
+    assert_eq!(
+        (a.status, a.body.as_slice()),
+        (200, &br#"{"status":"ok"}"#[..])
+    );
+    // Real work goes on too.
+    let o = opts();
+    assert_eq!(
+        post_mobiles(&agent(), &server.url(), &mobiles(2)),
+        mobiles(2)
+            .iter()
+            .flat_map(|m| purchases_for(o.seed, o.as_of, &o.dirt, m))
+            .collect::<Vec<_>>()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn issue_8_http2_preface_is_closed_promptly() {
+    // See: issue 8
+    let server = start(&opts());
+    let mut s = raw(server.addr(), Duration::from_secs(5));
+    // The preface, then the empty SETTINGS frame an HTTP/2 client sends next.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .expect("send preface");
+    let mut got = Vec::new();
+    let end = s.read_to_end(&mut got);
+    assert!(end.is_ok(), "connection held open: {end:?}");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 505 "), "{text:?}");
+    assert!(text.contains(r#"{"error":"#), "{text:?}");
+    assert_eq!(raw_health(server.addr()).status, 200);
+}
+
+#[test]
+fn issue_8_oversized_body_is_413() {
+    // See: issue 8
+    let server = start(&opts());
+    // A declared gigabyte that never comes, on more sockets than threads:
+    // each is refused at once and none keeps a thread reading it.
+    let mut refused: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = raw(server.addr(), Duration::from_secs(5));
+            s.write_all(
+                b"POST /purchase-history HTTP/1.1\r\nHost: api\r\n\
+                  Content-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{\"mob",
+            )
+            .expect("send headers");
+            s
+        })
+        .collect();
+    for s in &mut refused {
+        let a = read_answer(s).expect("413 comes before the body");
+        assert_eq!(a.status, 413, "{}", a.head);
+        let v: Value = serde_json::from_slice(&a.body).expect("JSON error body");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("bytes")),
+            "{v}"
+        );
+    }
+    assert_eq!(raw_health(server.addr()).status, 200);
+    // Their clients are still connected: shutdown must not wait out the
+    // 10 s the server gives them to finish sending.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("shutdown waited for refused bodies");
+    drop(refused);
+}
+
+/// A `segpipe serve-api` child; killed on drop if a test fails early.
+struct ServeApi(Child);
+
+impl Drop for ServeApi {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Threads of a live process, from `/proc/PID/status`.
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Threads: line")
+}
+
+#[test]
+fn issue_8_idle_sockets_do_not_cost_a_thread_each() {
+    // See: issue 8
+    let w = Workdir::new();
+    let mut child = ServeApi(
+        w.segpipe()
+            .args(["serve-api", "--bind", "127.0.0.1:0", "--seed", "42"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve-api"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read listening line");
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    // Each socket is answered once, so the server has surely taken it, and
+    // then kept alive doing nothing.
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = raw(addr, Duration::from_secs(10));
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")
+                .expect("send GET /health");
+            assert_eq!(read_answer(&mut s).expect("answer").status, 200);
+            s
+        })
+        .collect();
+    let threads = threads_of(child.0.id());
+    assert!(
+        threads < 32,
+        "{threads} threads for {} idle sockets",
+        idle.len()
+    );
+    assert_eq!(raw_health(addr).status, 200);
+    drop(idle);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.0.wait().expect("wait serve-api");
+    assert!(
+        exit.success(),
+        "serve-api exited with {exit:?} after SIGTERM"
+    );
+}
+
+#[test]
+fn issue_8_idle_connections_are_closed_on_shutdown() {
+    // See: issue 8
+    let server = start(&ApiOpts {
+        latency_ms: 500,
+        ..opts()
+    });
+    let addr = server.addr();
+    // A kept-alive connection, idle between requests.
+    let mut idle = raw(addr, Duration::from_secs(10));
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")
+        .expect("send GET /health");
+    assert_eq!(read_answer(&mut idle).expect("answer").status, 200);
+    let o = opts();
+    std::thread::scope(|s| {
+        let url = server.url();
+        let busy = s.spawn(move || post_mobiles(&agent(), &url, &mobiles(3)));
+        wait_in_flight(&server, 1);
+        let stopper = s.spawn(move || server.shutdown());
+        // Shutdown waits for the busy request, but the idle connection is
+        // closed now: a client's next request on it then fails fast on a
+        // closed socket instead of waiting for an answer that never comes.
+        assert!(closed_by_server(&mut idle), "idle connection left open");
+        stopper.join().expect("shutdown");
+        let want: Vec<ApiPurchase> = mobiles(3)
+            .iter()
+            .flat_map(|m| purchases_for(o.seed, o.as_of, &o.dirt, m))
+            .collect();
+        assert_eq!(busy.join().expect("busy client"), want);
+    });
+}
+
+/// Options with short deadlines, so tests see them pass without waiting.
+fn quick() -> ApiOpts {
+    ApiOpts {
+        limits: Limits {
+            header_timeout: Duration::from_millis(300),
+            body_timeout: Duration::from_millis(300),
+            send_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..opts()
+    }
+}
+
+#[test]
+fn issue_8_stalled_body_gets_408_and_is_closed() {
+    // See: issue 8
+    let server = start(&quick());
+    let mut s = raw(server.addr(), Duration::from_secs(10));
+    s.write_all(
+        b"POST /purchase-history HTTP/1.1\r\nHost: api\r\n\
+          Content-Type: application/json\r\nContent-Length: 2000\r\n\r\n{\"mobiles\": [",
+    )
+    .expect("send part of a request");
+    let a = read_answer(&mut s).expect("408 after the body deadline");
+    assert_eq!(a.status, 408, "{}", a.head);
+    let v: Value = serde_json::from_slice(&a.body).expect("JSON error body");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("body")),
+        "{v}"
+    );
+    assert!(closed_by_server(&mut s), "connection left open after 408");
+}
+
+#[test]
+fn issue_8_idle_silent_and_half_sent_connections_are_closed() {
+    // See: issue 8
+    let server = start(&quick());
+    // Kept alive after an answer, then idle.
+    let mut idle = raw(server.addr(), Duration::from_secs(10));
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")
+        .expect("send GET /health");
+    assert_eq!(read_answer(&mut idle).expect("answer").status, 200);
+    // Connected, never a byte.
+    let mut silent = raw(server.addr(), Duration::from_secs(10));
+    // A head that never ends (slowloris).
+    let mut half = raw(server.addr(), Duration::from_secs(10));
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: api\r\nX-Slow:")
+        .expect("send half a head");
+    for (name, s) in [
+        ("idle", &mut idle),
+        ("silent", &mut silent),
+        ("half", &mut half),
+    ] {
+        assert!(closed_by_server(s), "{name} connection left open");
+    }
+}
+
+#[test]
+fn issue_8_chunked_body_over_the_limit_is_413() {
+    // See: issue 8
+    let server = start(&ApiOpts {
+        limits: Limits {
+            max_body_bytes: 1000,
+            ..Limits::default()
+        },
+        ..opts()
+    });
+    let mut s = raw(server.addr(), Duration::from_secs(10));
+    s.write_all(
+        b"POST /purchase-history HTTP/1.1\r\nHost: api\r\n\
+          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .expect("send head");
+    // No length declared: the limit must hold while reading.
+    let chunk = format!("258\r\n{}\r\n", " ".repeat(600));
+    s.write_all(chunk.repeat(2).as_bytes())
+        .expect("send 1200 bytes of chunks");
+    let a = read_answer(&mut s).expect("413 once over the limit");
+    assert_eq!(a.status, 413, "{}", a.head);
+    assert!(String::from_utf8_lossy(&a.body).contains("1000 bytes"));
+    // Exactly at the limit is fine.
+    let body = format!(r#"{{"mobiles": ["+919876543210"]}}{}"#, " ".repeat(970));
+    assert_eq!(body.len(), 1000);
+    assert_eq!(post(&agent(), &server.url(), &body).status, 200);
+}
+
+#[test]
+fn issue_8_connections_beyond_the_limit_wait_for_a_free_one() {
+    // See: issue 8
+    let server = start(&ApiOpts {
+        limits: Limits {
+            max_connections: 4,
+            ..Limits::default()
+        },
+        ..opts()
+    });
+    let health = b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n";
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = raw(server.addr(), Duration::from_secs(10));
+            s.write_all(health).expect("send GET /health");
+            assert_eq!(read_answer(&mut s).expect("answer").status, 200);
+            s
+        })
+        .collect();
+    // A fifth waits in the backlog: no answer while four are held. (Only
+    // a wrong server could answer here, so a slow machine cannot fail it.)
+    let mut fifth = raw(server.addr(), Duration::from_millis(300));
+    fifth.write_all(health).expect("send GET /health");
+    let early = read_answer(&mut fifth);
+    assert!(
+        early.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "fifth connection served past the limit: {:?}",
+        early.map(|a| a.head)
+    );
+    // One leaves; the fifth is served.
+    drop(held.pop());
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set read timeout");
+    assert_eq!(read_answer(&mut fifth).expect("served").status, 200);
+}
+
+#[test]
+fn issue_8_client_that_never_reads_does_not_hold_shutdown() {
+    // See: issue 8
+    let server = start(&quick());
+    // Three pipelined requests for 10,000 mobiles each: ~30 MB of answers,
+    // more than loopback buffers hold, and the client reads none of it.
+    let body = json!({ "mobiles": mobiles(10_000) }).to_string();
+    let request = format!(
+        "POST /purchase-history HTTP/1.1\r\nHost: api\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = raw(server.addr(), Duration::from_secs(10));
+    s.write_all(request.repeat(3).as_bytes())
+        .expect("send requests");
+    wait_in_flight(&server, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.shutdown();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("shutdown held by a client that does not read");
+    drop(s);
 }
