@@ -13,6 +13,7 @@ use crate::model::{Evaluation, Report};
 #[derive(Clone, Debug, Serialize)]
 pub struct StageTiming {
     pub stage: &'static str,
+    #[serde(serialize_with = "millis")]
     pub seconds: f64,
     pub rows: u64,
     /// Peak RSS of the process when the stage ended (monotonic).
@@ -27,6 +28,7 @@ pub struct RunSummary {
     pub header: String,
     pub customers_requested: u64,
     pub stages: Vec<StageTiming>,
+    #[serde(serialize_with = "millis")]
     pub total_seconds: f64,
     #[serde(flatten)]
     pub facts: ReportFacts,
@@ -154,6 +156,11 @@ impl RunSummary {
     pub fn to_json(&self) -> String {
         to_json(self)
     }
+}
+
+/// Seconds to the millisecond: finer digits are noise in results.
+fn millis<S: serde::Serializer>(secs: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((secs * 1000.0).round() / 1000.0)
 }
 
 /// Pretty JSON plus a newline; the types here always serialize.

@@ -126,6 +126,7 @@ svg .line{fill:none;stroke:#7d8799;stroke-width:1.5}\
 svg .pt{fill:#7d8799}svg .dim{fill:#fff;stroke:#7d8799;stroke-width:1.2}svg .pick{fill:#D55E00}\
 svg .chosen{fill:#D55E00;opacity:.12}\
 footer{color:var(--muted);font-size:12.5px;margin-top:18px}\
+summary{cursor:pointer;color:var(--muted)}\
 code{background:#eef0f4;padding:0 4px;border-radius:3px;font-size:13px}\
 ";
 
@@ -232,7 +233,7 @@ fn header(out: &mut String, r: &Report, ctx: &Context<'_>) {
     }
     if !ctx.stages.is_empty() {
         out.push_str(
-            r#"<table><tr><th>stage</th><th>seconds</th><th>rows</th><th>peak MiB</th><th class="l">notes</th></tr>"#,
+            r#"<details><summary>Time and memory per stage</summary><table><tr><th>stage</th><th>seconds</th><th>rows</th><th>peak MiB</th><th class="l">notes</th></tr>"#,
         );
         for t in ctx.stages {
             let _ = write!(
@@ -246,7 +247,7 @@ fn header(out: &mut String, r: &Report, ctx: &Context<'_>) {
                 esc(&t.note)
             );
         }
-        out.push_str("</table>");
+        out.push_str("</table></details>");
     }
     out.push_str("</section>");
 }
@@ -343,6 +344,16 @@ fn funnel(out: &mut String, r: &Report) {
     out.push_str("</div></section>");
 }
 
+const CRITERIA_ORDER: [&str; 7] = [
+    "silhouette",
+    "inertia",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "stability",
+    "min_segment_stability",
+    "smallest_share",
+];
+
 /// What a criterion means and which way is better, for the names we know.
 fn criterion_note(name: &str) -> Option<(&'static str, &'static str)> {
     Some(match name {
@@ -399,6 +410,14 @@ fn k_sweep(out: &mut String, r: &Report, model: &Value) {
             }
         }
     }
+    // Known criteria in a reading order, then any new ones by name.
+    let rank = |n: &String| {
+        CRITERIA_ORDER
+            .iter()
+            .position(|c| c == n)
+            .unwrap_or(CRITERIA_ORDER.len())
+    };
+    names.sort_by_key(|n| (rank(n), n.clone()));
     let ks: Vec<f64> = rows
         .iter()
         .filter_map(|row| row.get("k").and_then(Value::as_f64))
