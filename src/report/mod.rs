@@ -69,7 +69,7 @@ fn render_model(r: &Report, ctx: &Context<'_>, model: &Value) -> String {
             "transitions",
             "Movement since the previous model",
             "How customers moved between segments compared with the previous model \
-             (`--previous-model`). Rows are the old segment, columns the new one; a heavy \
+             (--previous-model). Rows are the old segment, columns the new one; a heavy \
              diagonal means the segments are stable from run to run.",
         ),
         (
