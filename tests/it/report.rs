@@ -279,6 +279,43 @@ fn json_results_on_stdout_and_in_the_checkpoint_dir() {
 }
 
 #[test]
+fn extract_json_counts_rows_customers_and_purchases() {
+    let w = Workdir::new();
+    let server = crate::strict_server::StrictServer::start();
+    let out = ok(w.run(&[
+        "extract",
+        "--customers",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/customers_messy.csv"
+        ),
+        "--api-url",
+        &server.url(),
+        "--out",
+        "x",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["stage"], "extract");
+    assert_eq!(
+        (
+            &v["rows_read"],
+            &v["customers"],
+            &v["rejected"],
+            &v["duplicates_dropped"]
+        ),
+        (
+            &serde_json::json!(12),
+            &serde_json::json!(5),
+            &serde_json::json!(6),
+            &serde_json::json!(1)
+        )
+    );
+    assert!(v["purchases"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert_eq!(v["out"], "x");
+}
+
+#[test]
 fn summary_speaks_plain_words() {
     let w = Workdir::new();
     let out = ok(w.run(&["run", "--customers", "600", "--as-of", AS_OF]));
