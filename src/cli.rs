@@ -51,6 +51,12 @@ pub enum Command {
     Run(RunArgs),
     /// Print the effective configuration (secrets masked)
     Config(ConfigArgs),
+    /// Write the HTML report (one self-contained file) from a transform checkpoint
+    Report(ReportArgs),
+    /// Print a shell completion script to stdout
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout
+    Man(ManArgs),
 }
 
 /// Seed shared by generator, mock API and KMeans.
@@ -138,6 +144,9 @@ pub struct ExtractArgs {
     /// Attempts per batch before giving up (default: 8)
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where purchases come from: a file, or an HTTP API.
@@ -172,6 +181,9 @@ pub struct TransformArgs {
     pub as_of: AsOfArg,
     #[command(flatten)]
     pub seed: SeedArg,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +194,9 @@ pub struct LoadArgs {
     /// postgres://… or sqlite://PATH (default: sqlite://segpipe.db)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +220,47 @@ pub struct RunArgs {
     /// Also write every stage's checkpoint files under DIR
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
+    /// HTML report to write, or `none` (default: segpipe-report.html beside
+    /// the SQLite file, else in the current directory)
+    #[arg(long, value_name = "FILE|none")]
+    pub report: Option<String>,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Transform report directory (default: out/transform)
+    #[arg(long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// HTML file to write (default: segpipe-report.html)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {}
+
+impl Command {
+    /// Whether `--json` was given (run, extract, transform, load).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Extract(a) => a.json,
+            Command::Transform(a) => a.json,
+            Command::Load(a) => a.json,
+            Command::Run(a) => a.json,
+            _ => false,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! `pipeline`). Results go to stdout, logs to stderr.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -12,7 +13,7 @@ use tracing::info;
 
 use crate::api;
 use crate::checkpoint;
-use crate::cli::{AsOfArg, Cli, Command, SeedArg, UpstreamArgs};
+use crate::cli::{AsOfArg, Cli, Command, ReportArgs, SeedArg, UpstreamArgs};
 use crate::config::{Override, Settings, flag, path_flag};
 use crate::error::Error;
 use crate::extract::{self, customers};
@@ -25,7 +26,15 @@ use crate::transform;
 
 /// Run the chosen subcommand.
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
+    // Generated from the clap definitions alone: no configuration needed,
+    // so a broken segpipe.toml cannot stop them.
+    match &cli.command {
+        Command::Completions(a) => return out(&completions(a.shell)),
+        Command::Man(_) => return out(&man_page()?),
+        _ => {}
+    }
     let settings = Settings::load(cli.global.config.as_deref(), overrides(&cli.command))?;
+    let json = cli.command.json();
     match cli.command {
         Command::Config(_) => out(&settings.to_masked_toml()),
         Command::Generate(_) => generate_cmd(&settings),
@@ -34,14 +43,62 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             settings.as_of(),
             &settings.api.bind,
         ))?),
-        Command::Extract(_) => extract_cmd(&settings),
-        Command::Transform(_) => transform_cmd(&settings),
-        Command::Load(_) => load_cmd(&settings),
+        Command::Extract(_) => extract_cmd(&settings, json),
+        Command::Transform(_) => transform_cmd(&settings, json),
+        Command::Load(_) => load_cmd(&settings, json),
+        Command::Report(a) => report_cmd(&settings, &a),
         Command::Run(_) => {
             let summary = pipeline::run(&settings)?;
-            out(&summary.render())
+            let doc = summary.to_json();
+            if let Some(dir) = &settings.run.checkpoint_dir {
+                let path = dir.join("run_results.json");
+                std::fs::write(&path, &doc)
+                    .map_err(|source| checkpoint::Error::Write { path, source })?;
+            }
+            out(&if json { doc } else { summary.render() })
         }
+        Command::Completions(_) | Command::Man(_) => Ok(()),
     }
+}
+
+/// `segpipe completions SHELL`: the script for that shell.
+fn completions(shell: clap_complete::Shell) -> String {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "segpipe", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `segpipe man`: segpipe(1) with a section per subcommand.
+fn man_page() -> Result<String, Error> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(&mut buf).map_err(Error::Stdout)?;
+    man.render_name_section(&mut buf).map_err(Error::Stdout)?;
+    man.render_synopsis_section(&mut buf)
+        .map_err(Error::Stdout)?;
+    man.render_description_section(&mut buf)
+        .map_err(Error::Stdout)?;
+    man.render_options_section(&mut buf)
+        .map_err(Error::Stdout)?;
+    man.render_subcommands_section(&mut buf)
+        .map_err(Error::Stdout)?;
+    // One section per subcommand with its own options, as `git help` pages do.
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_name();
+        buf.extend_from_slice(format!(".SH \"SEGPIPE {}\"\n", name.to_uppercase()).as_bytes());
+        let sub_man = clap_mangen::Man::new(sub.clone().bin_name(format!("segpipe {name}")));
+        sub_man
+            .render_synopsis_section(&mut buf)
+            .map_err(Error::Stdout)?;
+        sub_man
+            .render_options_section(&mut buf)
+            .map_err(Error::Stdout)?;
+    }
+    man.render_version_section(&mut buf)
+        .map_err(Error::Stdout)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Write results to stdout; a closed pipe is reported as such (exit 0).
@@ -131,8 +188,12 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             upstream(&mut o, &a.upstream);
             flag(&mut o, "database_url", a.database_url.clone());
             path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
+            flag(&mut o, "run.report", a.report.clone());
         }
-        Command::Config(_) => {}
+        Command::Report(a) => {
+            path_flag(&mut o, "run.load_input", a.input.as_ref());
+        }
+        Command::Config(_) | Command::Completions(_) | Command::Man(_) => {}
     }
     o
 }
@@ -177,7 +238,7 @@ fn truth_for(s: &Settings) -> Result<Option<extract::Truth>, Error> {
     Ok(Some(extract::join::read_truth(&path)?))
 }
 
-fn extract_cmd(s: &Settings) -> Result<(), Error> {
+fn extract_cmd(s: &Settings, json: bool) -> Result<(), Error> {
     let started = Instant::now();
     if s.api_url.is_none() && s.purchases_file.is_none() {
         return Err(crate::config::Error::Value {
@@ -196,6 +257,19 @@ fn extract_cmd(s: &Settings) -> Result<(), Error> {
     let rows = validated.rows_read;
     let joined = extract::extract(validated, truth.as_ref(), &extract_opts(s, api_url))?;
     checkpoint::write_joined(dir, &joined)?;
+    if json {
+        return out(&summary::to_json(&serde_json::json!({
+            "stage": "extract",
+            "seconds": started.elapsed().as_secs_f64(),
+            "rows_read": rows,
+            "customers": joined.customers.len(),
+            "rejected": joined.rejects.len(),
+            "duplicates_dropped": joined.quality.get("duplicate_customers_dropped"),
+            "purchases": joined.purchases.len(),
+            "peak_rss_mib": summary::peak_rss_mib(),
+            "out": dir,
+        })));
+    }
     out(&format!(
         "read {rows} rows: {} customers, {} rejected, {} duplicates dropped; {} purchases; wrote {} in {:.2}s\n",
         joined.customers.len(),
@@ -207,11 +281,20 @@ fn extract_cmd(s: &Settings) -> Result<(), Error> {
     ))
 }
 
-fn transform_cmd(s: &Settings) -> Result<(), Error> {
+fn transform_cmd(s: &Settings, json: bool) -> Result<(), Error> {
     let started = Instant::now();
     let joined = checkpoint::read_joined(&s.transform.input)?;
     let report = transform::transform(joined, &transform_opts(s, s.as_of(), Utc::now()))?;
     checkpoint::write_report(&s.transform.out, &report)?;
+    if json {
+        return out(&summary::to_json(&serde_json::json!({
+            "stage": "transform",
+            "seconds": started.elapsed().as_secs_f64(),
+            "peak_rss_mib": summary::peak_rss_mib(),
+            "out": s.transform.out,
+            "report": summary::ReportFacts::of(&report),
+        })));
+    }
     out(&format!(
         "{}wrote {} in {:.2}s\n",
         summary::describe_report(&report),
@@ -220,15 +303,51 @@ fn transform_cmd(s: &Settings) -> Result<(), Error> {
     ))
 }
 
-fn load_cmd(s: &Settings) -> Result<(), Error> {
+fn load_cmd(s: &Settings, json: bool) -> Result<(), Error> {
     let started = Instant::now();
     let report = checkpoint::read_report(&s.run.load_input)?;
     let target = Target::parse(&s.database_url)?;
     let summary = load::load(&report, &target, &load_opts())?;
     let rows: u64 = summary.rows.values().sum();
+    if json {
+        return out(&summary::to_json(&serde_json::json!({
+            "stage": "load",
+            "seconds": started.elapsed().as_secs_f64(),
+            "rows": rows,
+            "tables": summary.rows,
+            "peak_rss_mib": summary::peak_rss_mib(),
+            "destination": summary.destination,
+        })));
+    }
     out(&format!(
         "loaded {rows} rows into {} in {:.2}s\n",
         summary.destination,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+fn report_cmd(s: &Settings, a: &ReportArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    let input = &s.run.load_input;
+    let report = checkpoint::read_report(input)?;
+    let path = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("segpipe-report.html"));
+    let source = format!("transform checkpoint {}", input.display());
+    crate::report::write(
+        &path,
+        &report,
+        &crate::report::Context {
+            source: Some(source),
+            ..Default::default()
+        },
+    )?;
+    out(&format!(
+        "wrote {} ({} customers, {} segments) in {:.2}s; open it in a browser\n",
+        path.display(),
+        report.customers.len(),
+        report.segments.len(),
         started.elapsed().as_secs_f64()
     ))
 }

@@ -142,6 +142,9 @@ pub struct RunSettings {
     pub load_input: PathBuf,
     /// Write every stage's checkpoint here during `run`.
     pub checkpoint_dir: Option<PathBuf>,
+    /// `run`'s HTML report: a file path, or `none` (default:
+    /// segpipe-report.html beside the SQLite file, else in the current directory).
+    pub report: Option<String>,
 }
 
 impl Default for Settings {
@@ -234,6 +237,7 @@ impl Default for RunSettings {
         RunSettings {
             load_input: PathBuf::from("out/transform"),
             checkpoint_dir: None,
+            report: None,
         }
     }
 }
@@ -497,6 +501,7 @@ const ENV_KEYS: &[&str] = &[
     "transform.silhouette_sample",
     "run.load_input",
     "run.checkpoint_dir",
+    "run.report",
 ];
 
 /// Helpers for turning `Option` flags into overrides.

@@ -7,6 +7,7 @@
 //! writes, so a `run` can be inspected or resumed step by step.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -21,7 +22,9 @@ use crate::generate::{self, HEADER};
 use crate::load::{self, Target};
 use crate::mobile;
 use crate::opts::{api_opts, extract_opts, generate_opts, load_opts, transform_opts};
-use crate::summary::{RunSummary, StageTiming, describe_report, peak_rss_mib, rss_mib};
+use crate::summary::{
+    ReportFacts, RunSummary, StageTiming, default_report_path, peak_rss_mib, rss_mib,
+};
 use crate::transform;
 
 /// Run every stage with these settings.
@@ -179,6 +182,37 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
             .join(", "),
     });
 
+    // The HTML report (DESIGN §7), beside the tables unless told otherwise.
+    let report_path = match s.run.report.as_deref() {
+        Some("none") => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => Some(default_report_path(&loaded.destination)),
+    };
+    let source = match &s.customers_file {
+        None => format!(
+            "{} generated customers (seed {}); purchases from {purchases_from}",
+            gen_opts.customers, s.seed
+        ),
+        Some(_) => format!("{customers_from}; purchases from {purchases_from}"),
+    };
+    if let Some(path) = &report_path {
+        let t = Instant::now();
+        crate::report::write(
+            path,
+            &report,
+            &crate::report::Context {
+                source: Some(source),
+                stages: &stages,
+                destination: Some(loaded.destination.clone()),
+            },
+        )?;
+        info!(
+            message = "Wrote the report.",
+            path = %path.display(),
+            elapsed_ms = t.elapsed().as_millis() as u64
+        );
+    }
+
     Ok(RunSummary {
         header: match &s.customers_file {
             None => format!(
@@ -195,9 +229,13 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
                 }
             ),
         },
+        customers_requested: gen_opts.customers,
+        total_seconds: stages.iter().map(|t| t.seconds).sum(),
         stages,
-        report: describe_report(&report),
+        facts: ReportFacts::of(&report),
         destination: loaded.destination,
+        report_path,
+        checkpoint_dir: ckpt.map(Path::to_path_buf),
         peak_rss_mib: peak_rss_mib(),
     })
 }

@@ -15,7 +15,7 @@ pub mod kmeans;
 mod label;
 mod scale;
 #[cfg(test)]
-mod synthetic;
+pub(crate) mod synthetic;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -13,6 +13,9 @@ fn every_subcommand_has_help() {
         "load",
         "run",
         "config",
+        "report",
+        "completions",
+        "man",
     ] {
         let out = ok(w.run(&[sub, "--help"]));
         assert!(out.contains("Usage: segpipe"), "{sub}: {out}");
@@ -25,6 +28,9 @@ fn every_subcommand_has_help() {
         "transform",
         "load",
         "run",
+        "report",
+        "completions",
+        "man",
     ] {
         assert!(top.contains(sub), "{top}");
     }
@@ -88,7 +94,7 @@ fn bad_flag_values_exit_2() {
 }
 
 #[test]
-fn compose_file_parses_and_names_both_services() {
+fn compose_file_runs_the_pipeline_against_a_healthy_postgres_off_port_5432() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compose.yaml"))
         .expect("compose.yaml");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
@@ -97,14 +103,105 @@ fn compose_file_parses_and_names_both_services() {
         .and_then(|s| s.as_mapping())
         .expect("services map");
     let names: Vec<&str> = services.keys().filter_map(|k| k.as_str()).collect();
-    assert!(names.contains(&"postgres"), "{names:?}");
-    assert!(names.contains(&"api"), "{names:?}");
+    for name in ["postgres", "api", "pipeline"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
     for name in ["postgres", "api"] {
         assert!(
             services[name].get("healthcheck").is_some(),
             "{name} has no healthcheck"
         );
     }
+    // A local PostgreSQL usually holds host port 5432.
+    let ports: Vec<&str> = services["postgres"]["ports"]
+        .as_sequence()
+        .expect("postgres ports")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(!ports.is_empty());
+    for p in &ports {
+        let host_port = p.rsplit(':').nth(1).expect("host:container");
+        assert_ne!(host_port, "5432", "{p}");
+    }
+    let pipeline = &services["pipeline"];
+    for dep in ["postgres", "api"] {
+        assert_eq!(
+            pipeline["depends_on"][dep]["condition"].as_str(),
+            Some("service_healthy"),
+            "pipeline must wait for a healthy {dep}"
+        );
+    }
+    let command: Vec<&str> = pipeline["command"]
+        .as_sequence()
+        .expect("pipeline command")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert_eq!(command.first(), Some(&"run"), "{command:?}");
+    let env = &pipeline["environment"];
+    assert!(
+        env["SEGPIPE_DATABASE_URL"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("postgres://") && u.contains("@postgres:5432/")),
+        "{env:?}"
+    );
+    assert_eq!(env["SEGPIPE_API_URL"].as_str(), Some("http://api:8000"));
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_clap_definitions() {
+    let w = Workdir::new();
+    // A broken config file must not stop them: they need no settings.
+    w.write("segpipe.toml", "bogus = 1\n");
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = ok(w.run(&["completions", shell]));
+        for sub in ["run", "extract", "transform", "load", "report", "serve-api"] {
+            assert!(out.contains(sub), "{shell} completions lack {sub}");
+        }
+        // fish spells long options `-l database-url`.
+        assert!(out.contains("database-url"), "{shell}");
+    }
+    let man = ok(w.run(&["man"]));
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH segpipe 1"),
+        "{man}"
+    );
+    assert!(man.contains(".TH segpipe 1"), "{man}");
+    for sub in [
+        "generate",
+        "serve\\-api",
+        "extract",
+        "transform",
+        "load",
+        "report",
+        "run",
+    ] {
+        assert!(man.contains(sub), "man page lacks {sub}");
+    }
+    // Per-subcommand options are documented, not only the top level.
+    assert!(man.contains("checkpoint\\-dir"), "{man}");
+    let (code, err) = fail(w.run(&["completions", "tcsh"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn errors_under_json_logs_are_one_json_object() {
+    let w = Workdir::new();
+    let out = w.run(&["--log-format", "json", "load", "--input", "missing"]);
+    let (code, err) = fail(out);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&err).unwrap_or_else(|e| panic!("{err}: {e}"));
+    assert_eq!(v["level"], "ERROR");
+    assert_eq!(v["exit_code"], 2);
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("missing")),
+        "{v}"
+    );
+    // Text logs keep the one `error: …` line.
+    let (_, err) = fail(w.run(&["load", "--input", "missing"]));
+    assert!(err.starts_with("error: "), "{err}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod hostile_upstream;
 mod load_postgres;
 mod load_sqlite;
 mod pg;
+mod report;
 mod run;
 mod schema_declarations;
 mod strict_server;
