@@ -75,19 +75,21 @@ pub fn cluster(scaled: &Scaled, opts: &ClusterOpts) -> Clustering {
             let silhouette =
                 (fit.k >= 2).then(|| evaluate::silhouettes(data, d, &sil_idx, &[&fit.labels])[0]);
             let sweep_started = Instant::now();
-            let mut row = criteria_row(
+            let mut k_sweep = criteria_rows(
                 data,
                 d,
-                &fit,
-                silhouette.unwrap_or(0.0),
+                std::slice::from_ref(&fit),
+                &[silhouette.unwrap_or(0.0)],
                 &params(k),
                 opts.seed,
             );
-            row.eligible = criteria::eligible(&row);
+            for row in &mut k_sweep {
+                row.eligible = criteria::eligible(row);
+            }
             Clustering {
                 fit,
                 silhouette,
-                k_sweep: vec![row],
+                k_sweep,
                 sweep_time: sweep_started.elapsed(),
             }
         }
@@ -126,11 +128,7 @@ pub fn cluster(scaled: &Scaled, opts: &ClusterOpts) -> Clustering {
             let sil_idx = evaluate::sample(m, sil_size, &mut sample_rng);
             let labelings: Vec<&[u32]> = fits.iter().map(|f| f.labels.as_slice()).collect();
             let sils = evaluate::silhouettes(&sweep_data, d, &sil_idx, &labelings);
-            let mut k_sweep: Vec<KSweep> = fits
-                .iter()
-                .zip(&sils)
-                .map(|(f, &s)| criteria_row(&sweep_data, d, f, s, &params(f.k as u32), opts.seed))
-                .collect();
+            let mut k_sweep = criteria_rows(&sweep_data, d, &fits, &sils, &params(k_lo), opts.seed);
             for row in &mut k_sweep {
                 row.eligible = criteria::eligible(row);
             }
@@ -159,27 +157,34 @@ pub fn cluster(scaled: &Scaled, opts: &ClusterOpts) -> Clustering {
     }
 }
 
-/// Every criterion of one fit; `eligible` is left for the caller.
-fn criteria_row(
+/// Every criterion of each fit (fits of the same points); `eligible` is
+/// left for the caller.
+fn criteria_rows(
     data: &[f64],
     d: usize,
-    fit: &Fit,
-    silhouette: f64,
+    fits: &[Fit],
+    silhouettes: &[f64],
     params: &Params,
     seed: u64,
-) -> KSweep {
-    let stability = criteria::stability(data, d, &fit.labels, fit.k, params, seed);
-    KSweep {
-        k: fit.k as u32,
-        inertia: fit.inertia,
-        silhouette,
-        calinski_harabasz: criteria::calinski_harabasz(data, d, &fit.labels, fit.k),
-        davies_bouldin: criteria::davies_bouldin(data, d, &fit.labels, fit.k),
-        smallest_share: criteria::smallest_share(&fit.labels, fit.k),
-        stability: stability.ari,
-        min_segment_stability: stability.min_jaccard,
-        eligible: false,
-    }
+) -> Vec<KSweep> {
+    let references: Vec<(&[u32], usize)> =
+        fits.iter().map(|f| (f.labels.as_slice(), f.k)).collect();
+    let stability = criteria::stabilities(data, d, &references, params, seed);
+    fits.iter()
+        .zip(silhouettes)
+        .zip(stability)
+        .map(|((fit, &silhouette), stability)| KSweep {
+            k: fit.k as u32,
+            inertia: fit.inertia,
+            silhouette,
+            calinski_harabasz: criteria::calinski_harabasz(data, d, &fit.labels, fit.k),
+            davies_bouldin: criteria::davies_bouldin(data, d, &fit.labels, fit.k),
+            smallest_share: criteria::smallest_share(&fit.labels, fit.k),
+            stability: stability.ari,
+            min_segment_stability: stability.min_jaccard,
+            eligible: false,
+        })
+        .collect()
 }
 
 #[cfg(test)]

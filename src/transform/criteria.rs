@@ -182,15 +182,31 @@ pub fn stability(
     params: &Params,
     seed: u64,
 ) -> Stability {
-    let n = reference.len();
+    stabilities(data, d, &[(reference, k)], params, seed)[0]
+}
+
+/// [`stability`] of several labelings of the same points (the sweep's k),
+/// with every refit of every labeling shared out over the cores at once:
+/// per labeling, the refits at k = 8 cost several times those at k = 2.
+pub fn stabilities(
+    data: &[f64],
+    d: usize,
+    references: &[(&[u32], usize)],
+    params: &Params,
+    seed: u64,
+) -> Vec<Stability> {
+    let n = data.len().checked_div(d).unwrap_or(0);
     let size = ((n as f64 * STABILITY_FRACTION) as usize).min(STABILITY_MAX_POINTS);
-    if k < 2 || size < k {
-        return Stability {
-            ari: 1.0,
-            min_jaccard: 1.0,
-        };
-    }
-    let runs: Vec<(f64, Vec<f64>)> = parallel_map(STABILITY_RESAMPLES, |b| {
+    let measured = |k: usize| k >= 2 && size >= k;
+    let tasks: Vec<(usize, usize)> = references
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, k))| measured(*k))
+        .flat_map(|(r, _)| (0..STABILITY_RESAMPLES).map(move |b| (r, b)))
+        .collect();
+    let runs: Vec<(f64, Vec<f64>)> = parallel_map(tasks.len(), |t| {
+        let (r, b) = tasks[t];
+        let (reference, k) = references[r];
         let mut draw = rng::seeded(seed, &format!("stability-sample-{k}-{b}"));
         let idx = evaluate::sample(n, size, &mut draw);
         let sub: Vec<f64> = idx
@@ -207,11 +223,27 @@ pub fn stability(
         let ari = evaluate::ari(&theirs, &refit.labels);
         (ari, best_jaccards(&theirs, &refit.labels, k, refit.k))
     });
-    let ari = runs.iter().map(|r| r.0).sum::<f64>() / runs.len() as f64;
-    let min_jaccard = (0..k)
-        .map(|c| runs.iter().map(|r| r.1[c]).sum::<f64>() / runs.len() as f64)
-        .fold(f64::INFINITY, f64::min);
-    Stability { ari, min_jaccard }
+    let mut runs = runs.into_iter();
+    references
+        .iter()
+        .map(|&(_, k)| {
+            if !measured(k) {
+                // Nothing to resample: one cluster, or fewer points than k.
+                return Stability {
+                    ari: 1.0,
+                    min_jaccard: 1.0,
+                };
+            }
+            let mine: Vec<(f64, Vec<f64>)> = runs.by_ref().take(STABILITY_RESAMPLES).collect();
+            let count = mine.len() as f64;
+            Stability {
+                ari: mine.iter().map(|r| r.0).sum::<f64>() / count,
+                min_jaccard: (0..k)
+                    .map(|c| mine.iter().map(|r| r.1[c]).sum::<f64>() / count)
+                    .fold(f64::INFINITY, f64::min),
+            }
+        })
+        .collect()
 }
 
 /// For each reference cluster `0..k`, the best Jaccard index with any cluster
