@@ -69,10 +69,40 @@ fn main() -> anyhow_free::Result {
         e.nmi,
         report.row_counts()
     );
-    for k in &report.model.k_sweep {
+    let sweep_s = times
+        .iter()
+        .find(|(step, _)| *step == "k_sweep")
+        .map_or(0.0, |(_, d)| d.as_secs_f64());
+    println!("  k sweep (every criterion): {sweep_s:.3}s");
+    println!(
+        "  {:>2} {:>12} {:>10} {:>12} {:>8} {:>8} {:>9} {:>10} {:>8}",
+        "k",
+        "inertia",
+        "silhouette",
+        "calinski-h",
+        "davies-b",
+        "smallest",
+        "stab ARI",
+        "min Jacc.",
+        "eligible"
+    );
+    for r in &report.model.k_sweep {
         println!(
-            "  sweep k={} inertia={:.1} silhouette={:.4}",
-            k.k, k.inertia, k.silhouette
+            "  {:>2} {:>12.1} {:>10.4} {:>12.1} {:>8.4} {:>8.4} {:>9.4} {:>10.4} {:>8}{}",
+            r.k,
+            r.inertia,
+            r.silhouette,
+            r.calinski_harabasz,
+            r.davies_bouldin,
+            r.smallest_share,
+            r.stability,
+            r.min_segment_stability,
+            r.eligible,
+            if r.k == report.model.k {
+                "  <- chosen"
+            } else {
+                ""
+            }
         );
     }
 

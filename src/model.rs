@@ -397,12 +397,34 @@ pub struct PurchaseTrend {
     pub num_purchases: u32,
 }
 
-/// One k tried by `--k auto`.
+/// One k tried by `--k auto` (or the one k given), with every criterion the
+/// choice looks at. `transform::criteria` defines them and the rule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KSweep {
     pub k: u32,
+    /// Sum of squared distances to the centroids (lower is tighter).
     pub inertia: f64,
+    /// Mean silhouette on a sample (-1..1, higher is better separated).
     pub silhouette: f64,
+    /// Calinski-Harabasz index (higher is better).
+    #[serde(default)]
+    pub calinski_harabasz: f64,
+    /// Davies-Bouldin index (lower is better).
+    #[serde(default)]
+    pub davies_bouldin: f64,
+    /// Share of the clustered customers in the smallest segment.
+    #[serde(default)]
+    pub smallest_share: f64,
+    /// Mean ARI between the fit and refits on resamples (1 = reproduced).
+    #[serde(default)]
+    pub stability: f64,
+    /// The least stable segment's mean Jaccard over the resamples.
+    #[serde(default)]
+    pub min_segment_stability: f64,
+    /// Whether this k passes the rule's floors (every segment stable, none
+    /// tiny); `--k auto` picks the largest such k.
+    #[serde(default)]
+    pub eligible: bool,
 }
 
 /// Per-feature scaling parameters (z-score after optional log1p).
