@@ -269,6 +269,7 @@ mod tests {
             d: rows[0].len(),
             data: rows.concat(),
             scales: Vec::new(),
+            imputed: Vec::new(),
         };
         let opts = ClusterOpts {
             k: KChoice::Auto,
