@@ -71,7 +71,7 @@ pub struct SeedArg {
 #[derive(Debug, Args, Default)]
 pub struct AsOfArg {
     /// As-of date, YYYY-MM-DD (default: today, UTC)
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = parse_as_of)]
     pub as_of: Option<String>,
 }
 
@@ -262,5 +262,15 @@ impl Command {
             Command::Run(a) => a.json,
             _ => false,
         }
+    }
+}
+
+/// `--as-of` must be `YYYY-MM-DD`; say so instead of a parser's complaint.
+fn parse_as_of(raw: &str) -> Result<String, String> {
+    match chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d") {
+        Ok(d) => Ok(d.format("%Y-%m-%d").to_string()),
+        Err(_) => Err(format!(
+            "`{raw}` is not a date in the form YYYY-MM-DD (e.g. 2026-11-24)"
+        )),
     }
 }

@@ -28,6 +28,14 @@ pub enum Error {
     Layer(#[source] config::ConfigError),
     #[error("invalid value for `{key}`: {message}")]
     Value { key: &'static str, message: String },
+    #[error("config file `{path}`: {message}")]
+    FileValue { path: PathBuf, message: String },
+    #[error("environment variable `{name}={value}`: {message}")]
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
 }
 
 /// Effective settings of one invocation.
@@ -242,6 +250,10 @@ impl Default for RunSettings {
     }
 }
 
+/// Most customers `generate` makes in one file: DESIGN §8's largest world
+/// (100 million) is sharded, not generated in one go.
+pub const MAX_CUSTOMERS: u64 = 100_000_000;
+
 /// One flag given on the command line, as a config key and value.
 pub type Override = (&'static str, config::Value);
 
@@ -266,16 +278,10 @@ impl Settings {
             None => Some(PathBuf::from("segpipe.toml")).filter(|p| p.exists()),
         };
         if let Some(path) = &file {
-            // Read the file alone first so an unknown key is blamed on it.
-            let only_file = config::Config::builder()
-                .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
-                .build()
-                .and_then(|c| c.try_deserialize::<Settings>())
-                .map_err(|source| Error::File {
-                    path: path.clone(),
-                    source,
-                })?;
-            drop(only_file);
+            // Read the file alone first, strictly (the `config` crate would
+            // turn `batch_size = 1.5` into 2), so an unknown key or a value
+            // of the wrong type is blamed on the file, its line and its key.
+            check_file(path)?;
             builder = builder
                 .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
         }
@@ -284,9 +290,11 @@ impl Settings {
                 .set_override("database_url", url)
                 .map_err(Error::Layer)?;
         }
+        let shapes = defaults_as_toml();
         for key in ENV_KEYS {
             let name = format!("SEGPIPE_{}", key.replace('.', "_").to_ascii_uppercase());
             if let Some(value) = env(&name) {
+                check_env(&shapes, key, &name, &value)?;
                 let value: config::Value = if *key == "transform.features" {
                     let list: Vec<String> = value
                         .split(',')
@@ -348,6 +356,7 @@ impl Settings {
             });
         }
         let positive = [
+            ("generate.customers", self.generate.customers),
             ("extract.batch_size", self.extract.batch_size as u64),
             ("extract.workers", self.extract.workers as u64),
             ("extract.max_attempts", u64::from(self.extract.max_attempts)),
@@ -365,6 +374,50 @@ impl Settings {
                 return Err(Error::Value {
                     key,
                     message: "must be at least 1".to_owned(),
+                });
+            }
+        }
+        // Every size a user can type is bounded, so a typo such as
+        // `--customers 18446744073709551615` is an error, not a 40 s climb
+        // to an allocation failure.
+        let bounded = [
+            ("generate.customers", self.generate.customers, MAX_CUSTOMERS),
+            (
+                "extract.batch_size",
+                self.extract.batch_size as u64,
+                1_000_000,
+            ),
+            ("extract.workers", self.extract.workers as u64, 256),
+            (
+                "extract.max_attempts",
+                u64::from(self.extract.max_attempts),
+                100,
+            ),
+            ("api.max_mobiles", self.api.max_mobiles as u64, 10_000_000),
+            ("api.threads", self.api.threads as u64, 1024),
+            ("api.latency_ms", self.api.latency_ms, 600_000),
+            (
+                "transform.restarts",
+                u64::from(self.transform.restarts),
+                1000,
+            ),
+            (
+                "transform.max_iter",
+                u64::from(self.transform.max_iter),
+                100_000,
+            ),
+            ("transform.k_max", u64::from(self.transform.k_max), 64),
+            (
+                "transform.silhouette_sample",
+                self.transform.silhouette_sample as u64,
+                10_000_000,
+            ),
+        ];
+        for (key, n, max) in bounded {
+            if n > max {
+                return Err(Error::Value {
+                    key,
+                    message: format!("{n} is more than the most allowed, {max}"),
                 });
             }
         }
@@ -433,6 +486,86 @@ impl Settings {
             .collect();
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+/// Parse the file with serde's strict types; an error names the line and
+/// the key (`[section] key`), on one line.
+fn check_file(path: &Path) -> Result<(), Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::FileValue {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    toml::from_str::<Settings>(&text)
+        .map(drop)
+        .map_err(|e| Error::FileValue {
+            path: path.to_owned(),
+            message: describe_toml_error(&text, &e),
+        })
+}
+
+/// `line N, key `extract.batch_size`: invalid type: …` from a toml error.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = crate::error::one_line(e.message(), 200);
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let mut section = String::new();
+    let mut key = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if i + 1 > line_no {
+            break;
+        }
+        if t.starts_with('[') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+        }
+        if i + 1 == line_no {
+            key = t.split_once('=').map(|(k, _)| k.trim().to_owned());
+        }
+    }
+    match key {
+        Some(k) if section.is_empty() => format!("line {line_no}, key `{k}`: {message}"),
+        Some(k) => format!("line {line_no}, key `{section}.{k}`: {message}"),
+        None => format!("line {line_no}: {message}"),
+    }
+}
+
+/// The built-in defaults as TOML: what type each key takes.
+fn defaults_as_toml() -> toml::Value {
+    toml::Value::try_from(Settings::default()).unwrap_or(toml::Value::Table(Default::default()))
+}
+
+/// An environment value must parse as the key's type: whole numbers are
+/// never negative or fractional here, rates are numbers, flags are booleans.
+fn check_env(shapes: &toml::Value, key: &str, name: &str, value: &str) -> Result<(), Error> {
+    let mut shape = Some(shapes);
+    for part in key.split('.') {
+        shape = shape.and_then(|v| v.get(part));
+    }
+    let bad = |message: &str| Error::Env {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        message: message.to_owned(),
+    };
+    let v = value.trim();
+    if key == "as_of" && chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_err() {
+        return Err(bad(
+            "expected a date in the form YYYY-MM-DD (e.g. 2026-11-24)",
+        ));
+    }
+    match shape {
+        Some(toml::Value::Integer(_)) if v.parse::<u64>().is_err() => {
+            Err(bad("expected a whole number, 0 or more"))
+        }
+        Some(toml::Value::Float(_)) if v.parse::<f64>().map_or(true, |x| !x.is_finite()) => {
+            Err(bad("expected a number"))
+        }
+        Some(toml::Value::Boolean(_)) if v.parse::<bool>().is_err() => {
+            Err(bad("expected true or false"))
+        }
+        _ => Ok(()),
     }
 }
 

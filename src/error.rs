@@ -58,6 +58,7 @@ impl Error {
                 load::Error::Url { .. } => 2,
                 load::Error::Runtime(_)
                 | load::Error::Connect { .. }
+                | load::Error::MissingDatabase { .. }
                 | load::Error::Lock(_)
                 | load::Error::Migrate { .. }
                 | load::Error::MigratePostgres { .. }

@@ -119,6 +119,16 @@ impl Server {
             addr: opts.bind.clone(),
             message,
         };
+        if opts.bind.parse::<std::net::SocketAddr>().is_err()
+            && opts
+                .bind
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            return Err(bind_error(
+                "expected HOST:PORT, e.g. 127.0.0.1:8000 (port 0 picks a free one)".to_owned(),
+            ));
+        }
         let listener = std::net::TcpListener::bind(opts.bind.as_str())
             .map_err(|e| bind_error(e.to_string()))?;
         let addr = listener

@@ -222,6 +222,13 @@ impl Validator {
             ),
         };
         let name = Some(cell(0)).filter(|n| !is_missing(n)).map(str::to_owned);
+        // DESIGN §5: what is accepted must load, and no text column stores NUL.
+        if let Some(field) = fields.iter().map(AsRef::as_ref).find(|f| f.contains('\0')) {
+            return Err((
+                "rejected_nul_byte",
+                format!("a field holds a NUL byte: `{}`", field.escape_default()),
+            ));
+        }
         Ok(Customer {
             mobile,
             name,
@@ -271,6 +278,13 @@ fn parse_income(c: &str) -> Result<f64, String> {
     let v: f64 = c.parse().map_err(|_| format!("unparseable income `{c}`"))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!("income `{c}` is not a non-negative number"));
+    }
+    // DESIGN §5: a value accepted here must load; NUMERIC(14,2) holds less
+    // than 10^12 (and an average over such values stays finite).
+    if v >= super::purchases_file::MAX_AMOUNT {
+        return Err(format!(
+            "income `{c}` is 10^12 or more, more than the money columns hold"
+        ));
     }
     Ok(v)
 }
@@ -623,6 +637,32 @@ mod tests {
         assert_eq!(out.customers[0].name.as_deref(), Some("first"));
         assert_eq!(out.quality.get("duplicate_customers_dropped"), 1);
         assert!(out.rejects.is_empty());
+    }
+
+    // See: issue 8
+    #[test]
+    fn issue_8_values_no_sink_can_store_are_rejects_at_extract() {
+        assert!(parse_income("999999999999.99").is_ok());
+        for bad in ["1000000000000", "1e308", "inf", "NaN"] {
+            assert!(parse_income(bad).is_err(), "{bad}");
+        }
+        let header: Vec<String> = ["name", "age", "income", "mobile", "gender"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect();
+        let mut v = Validator::new("t.csv", &header).expect("header");
+        v.push(2, &["As\0ha", "30", "10", "+919876543210", "f"]);
+        v.push(3, &["Ravi", "30", "1e13", "+919876543211", "m"]);
+        let out = v.finish();
+        assert!(out.customers.is_empty());
+        let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "a field holds a NUL byte: `As\\u{0}ha`",
+                "income `1e13` is 10^12 or more, more than the money columns hold"
+            ]
+        );
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("database `{database}` does not exist at `{url}`; create it with `{command}`")]
+    MissingDatabase {
+        url: String,
+        database: String,
+        command: String,
+    },
     #[error("cannot take the load lock")]
     Lock(#[source] tokio_postgres::Error),
     #[error("migration V{version}: {reason}")]

@@ -57,10 +57,7 @@ pub(crate) fn ping(url: &DatabaseUrl) -> Result<(), Error> {
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let connect = |source| Error::Connect {
-            url: url.masked(),
-            source,
-        };
+        let connect = |source| connect_error(url, source);
         let (client, connection) = tokio_postgres::connect(url.expose(), NoTls)
             .await
             .map_err(connect)?;
@@ -72,18 +69,43 @@ pub(crate) fn ping(url: &DatabaseUrl) -> Result<(), Error> {
     })
 }
 
+/// A connection failure; a database that does not exist gets the command
+/// that creates it (issue 12: messages that tell the user what to do).
+fn connect_error(url: &DatabaseUrl, source: tokio_postgres::Error) -> Error {
+    if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
+        && let Ok(config) = url.expose().parse::<tokio_postgres::Config>()
+    {
+        let mut cmd = String::from("createdb");
+        if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
+            cmd.push_str(&format!(" -h {host}"));
+        }
+        if let Some(port) = config.get_ports().first() {
+            cmd.push_str(&format!(" -p {port}"));
+        }
+        if let Some(user) = config.get_user() {
+            cmd.push_str(&format!(" -U {user}"));
+        }
+        let database = config.get_dbname().unwrap_or("postgres").to_owned();
+        return Error::MissingDatabase {
+            url: url.masked(),
+            command: format!("{cmd} {database}"),
+            database,
+        };
+    }
+    Error::Connect {
+        url: url.masked(),
+        source,
+    }
+}
+
 async fn load_async(
     report: &Report,
     url: &DatabaseUrl,
     opts: &LoadOpts,
 ) -> Result<LoadSummary, Error> {
-    let (mut client, connection) =
-        tokio_postgres::connect(url.expose(), NoTls)
-            .await
-            .map_err(|source| Error::Connect {
-                url: url.masked(),
-                source,
-            })?;
+    let (mut client, connection) = tokio_postgres::connect(url.expose(), NoTls)
+        .await
+        .map_err(|source| connect_error(url, source))?;
     let driver = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(message = "PostgreSQL connection ended with an error.", error = %e);

@@ -8,6 +8,7 @@ mod generate;
 mod hostile_upstream;
 mod load_postgres;
 mod load_sqlite;
+mod messages;
 mod pg;
 mod report;
 mod run;
