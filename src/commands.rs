@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::api;
 use crate::checkpoint;
-use crate::cli::{AsOfArg, Cli, Command, SeedArg, UpstreamArgs};
+use crate::cli::{AsOfArg, Cli, Command, ModelArgs, SeedArg, UpstreamArgs};
 use crate::config::{Override, Settings, flag, path_flag};
 use crate::error::Error;
 use crate::extract::{self, customers};
@@ -58,6 +58,13 @@ fn upstream(o: &mut Vec<Override>, a: &UpstreamArgs) {
     if !a.api_headers.is_empty() {
         flag(o, "api_headers", Some(a.api_headers.clone()));
     }
+}
+
+fn model_flags(o: &mut Vec<Override>, a: &ModelArgs) {
+    flag(o, "transform.method", a.method.clone());
+    path_flag(o, "transform.model", a.model.as_ref());
+    path_flag(o, "transform.previous_model", a.previous_model.as_ref());
+    flag(o, "transform.holdout_from", a.holdout_from.clone());
 }
 
 fn overrides(cmd: &Command) -> Vec<Override> {
@@ -106,6 +113,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             flag(&mut o, "transform.k", a.k.clone());
             as_of(&mut o, &a.as_of);
             seed(&mut o, &a.seed);
+            model_flags(&mut o, &a.model);
         }
         Command::Load(a) => {
             path_flag(&mut o, "run.load_input", a.input.as_ref());
@@ -119,6 +127,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             upstream(&mut o, &a.upstream);
             flag(&mut o, "database_url", a.database_url.clone());
             path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
+            model_flags(&mut o, &a.model);
         }
         Command::Config(_) => {}
     }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::Report;
+use crate::model::{Method, Report};
 
 /// One stage's line in the summary.
 #[derive(Clone, Debug)]
@@ -58,7 +58,10 @@ impl RunSummary {
 /// Segments and model quality as a few readable lines.
 pub fn describe_report(r: &Report) -> String {
     let m = &r.model;
-    let mut s = format!("k = {} (KMeans), silhouette {}", m.k, fmt_opt(m.silhouette));
+    let mut s = match m.method {
+        Method::Kmeans => format!("k = {} (KMeans), silhouette {}", m.k, fmt_opt(m.silhouette)),
+        Method::Rfm => format!("{} named RFM segments", m.k),
+    };
     match &m.evaluation {
         Some(e) => {
             let _ = write!(
@@ -89,7 +92,69 @@ pub fn describe_report(r: &Report) -> String {
                 .map_or_else(|| "-".to_owned(), |d| format!("{d:.1}"))
         );
     }
+    describe_transitions(&mut s, r);
+    if let Some(h) = &m.holdout {
+        let _ = writeln!(
+            s,
+            "holdout {} to {}: segments explain {:.1}% of next-period spend (eta²), the RFM grid {:.1}%",
+            h.from,
+            h.to,
+            100.0 * h.eta2,
+            100.0 * h.rfm_grid_eta2
+        );
+        for g in &h.segments {
+            let _ = writeln!(
+                s,
+                "{:>7}  {:<24} next-period spend/customer {:>10.2}, repeat rate {:>5.1}%",
+                g.id,
+                g.label,
+                g.next_spend_per_customer,
+                100.0 * g.repeat_rate
+            );
+        }
+    }
     s
+}
+
+/// The moves from the previous model's segments, when one was given.
+fn describe_transitions(s: &mut String, r: &Report) {
+    if r.transitions.is_empty() {
+        return;
+    }
+    let stayed: u64 = r
+        .transitions
+        .iter()
+        .filter(|t| t.from_segment == t.to_segment)
+        .map(|t| t.customers)
+        .sum();
+    let total: u64 = r.transitions.iter().map(|t| t.customers).sum();
+    let _ = writeln!(
+        s,
+        "since the previous model: {stayed} of {total} customers kept their segment"
+    );
+    let mut moves: Vec<_> = r
+        .transitions
+        .iter()
+        .filter(|t| t.from_segment != t.to_segment)
+        .collect();
+    // Biggest moves first; ties by ids, so the text is deterministic.
+    moves.sort_by(|a, b| {
+        b.customers
+            .cmp(&a.customers)
+            .then((a.from_segment, a.to_segment).cmp(&(b.from_segment, b.to_segment)))
+    });
+    let name = |id: u32| r.model.labels.get(&id).map_or("?", String::as_str);
+    for t in moves {
+        let _ = writeln!(
+            s,
+            "  moved {:>8}  {} {} -> {} {}",
+            t.customers,
+            t.from_segment,
+            name(t.from_segment),
+            t.to_segment,
+            name(t.to_segment)
+        );
+    }
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
