@@ -27,10 +27,8 @@ use crate::model::{Holdout, HoldoutGroup, Joined, Report, round2, round4};
 
 use super::clean;
 
-/// The fit period's input and the holdout period's outcome per customer.
-pub struct Split {
-    /// `joined` with only the purchases dated before the split date.
-    pub fit: Joined,
+/// The holdout period's outcome per customer.
+pub struct Outcome {
     /// Per customer: spend and purchases in the holdout period.
     pub next_spend: Vec<f64>,
     pub next_purchases: Vec<u32>,
@@ -39,8 +37,9 @@ pub struct Split {
 }
 
 /// Split `joined` (already normalized) at `from`, with `as_of` closing the
-/// holdout period.
-pub fn split(joined: &Joined, as_of: NaiveDate, from: NaiveDate) -> Split {
+/// holdout period: `joined` with only the purchases dated before `from`,
+/// and what happened from `from` on.
+pub fn split(joined: &Joined, as_of: NaiveDate, from: NaiveDate) -> (Joined, Outcome) {
     let n = joined.customers.len();
     let cleaned = clean::clean(joined, as_of);
     let mut keep = vec![false; joined.purchases.len()];
@@ -78,17 +77,18 @@ pub fn split(joined: &Joined, as_of: NaiveDate, from: NaiveDate) -> Split {
         truth: joined.truth.clone(),
         quality: joined.quality.clone(),
     };
-    Split {
-        fit,
+    let outcome = Outcome {
         next_spend,
         next_purchases,
         scored_purchases: scored,
         undated,
-    }
+    };
+    (fit, outcome)
 }
 
-/// Score the segments of `report` (fitted on `split.fit`) on the holdout period.
-pub fn score(report: &Report, split: &Split, from: NaiveDate, to: NaiveDate) -> Holdout {
+/// Score the segments of `report` (fitted on the split's first half) on the
+/// holdout period.
+pub fn score(report: &Report, split: &Outcome, from: NaiveDate, to: NaiveDate) -> Holdout {
     let seg_of: Vec<(u32, String)> = report
         .customers
         .iter()
@@ -180,6 +180,41 @@ mod tests {
 
     fn g(ids: &[u32]) -> Vec<(u32, String)> {
         ids.iter().map(|&i| (i, format!("s{i}"))).collect()
+    }
+
+    #[test]
+    fn split_puts_each_dated_purchase_in_one_period_and_leaves_undated_out() {
+        use crate::model::{Customer, CustomerIdx, Purchase, RawDate};
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).expect("valid date");
+        let p = |c, date, amount| Purchase::new(CustomerIdx::from_index(c), date, amount, Some(0));
+        let joined = Joined {
+            customers: (0..2)
+                .map(|i| Customer {
+                    mobile: format!("9198000000{i:02}"),
+                    name: None,
+                    age: None,
+                    income: None,
+                    gender: None,
+                })
+                .collect(),
+            purchases: vec![
+                p(0, RawDate::Ymd(d(1, 10)), Some(10.0)), // fit
+                p(0, RawDate::Ymd(d(2, 1)), Some(20.0)),  // holdout (the split day)
+                p(0, RawDate::Dmy(d(2, 20)), None),       // holdout, no amount
+                p(0, RawDate::Null, Some(5.0)),           // undated: neither
+                p(1, RawDate::Ymd(d(1, 31)), Some(7.0)),  // fit (the day before)
+                p(1, RawDate::Ymd(d(3, 5)), Some(9.0)),   // after as-of: neither
+            ],
+            stores: vec!["s".into()],
+            ..Joined::default()
+        };
+        let (fit, out) = split(&joined, d(3, 1), d(2, 1));
+        let kept: Vec<f64> = fit.purchases.iter().filter_map(|p| p.amount()).collect();
+        assert_eq!(kept, vec![10.0, 7.0]);
+        assert_eq!(fit.customers.len(), 2);
+        assert_eq!(out.next_spend, vec![20.0, 0.0]);
+        assert_eq!(out.next_purchases, vec![2, 0]);
+        assert_eq!((out.scored_purchases, out.undated), (2, 2));
     }
 
     #[test]

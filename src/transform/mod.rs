@@ -143,14 +143,14 @@ fn transform_holdout(
     if let Some(repaired) = clean::normalize(&joined) {
         joined = repaired;
     }
-    let split = holdout::split(&joined, opts.as_of, from);
+    let (fit, split) = holdout::split(&joined, opts.as_of, from);
     drop(joined);
     let split_time = started.elapsed();
     let fit_opts = TransformOpts {
         as_of: fit_as_of,
         ..opts.clone()
     };
-    let (mut report, mut times) = transform_with(split.fit.clone(), &fit_opts, models)?;
+    let (mut report, mut times) = transform_with(fit, &fit_opts, models)?;
     let started = Instant::now();
     let h = holdout::score(&report, &split, from, opts.as_of);
     report

@@ -12,5 +12,6 @@ mod pg;
 mod run;
 mod schema_declarations;
 mod strict_server;
+mod transform;
 mod upstream_faults;
 mod util;
