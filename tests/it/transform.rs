@@ -96,7 +96,28 @@ fn previous_model_keeps_ids_and_writes_the_transitions() {
     };
     assert_eq!(ids_labels(&after), ids_labels(&before));
     let transitions = w.read("refit/segment_transitions.csv");
-    assert!(transitions.lines().count() > 1, "{transitions}");
+    let rows = transitions.lines().count() - 1;
+    assert!(rows > 0, "{transitions}");
+    // And they load.
+    ok(w.run(&[
+        "load",
+        "--input",
+        "refit",
+        "--database-url",
+        "sqlite://t.db",
+    ]));
+    let db = rusqlite::Connection::open(w.join("t.db")).expect("open sqlite");
+    let (n, customers): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), sum(customers) FROM segment_transitions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("query");
+    let valid: i64 = db
+        .query_row("SELECT count(*) FROM customer_segments", [], |r| r.get(0))
+        .expect("query");
+    assert_eq!((n as usize, customers), (rows, valid));
 }
 
 #[test]
