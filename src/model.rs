@@ -477,8 +477,10 @@ pub struct SegmentModel {
     pub started_at: DateTime<Utc>,
     pub as_of: NaiveDate,
     pub seed: u64,
-    /// KMeans k (the rule-based "no purchases" segment is extra).
+    /// Segments among buyers: KMeans k, or the named RFM segments present
+    /// (the rule-based "no purchases" segment is extra).
     pub k: u32,
+    /// Features with their scaling, in centroid order (empty for RFM).
     pub features: Vec<FeatureScale>,
     /// Centroids in scaled feature space, by segment id.
     pub centroids: Vec<Vec<f64>>,
