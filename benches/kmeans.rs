@@ -52,6 +52,10 @@ fn main() -> anyhow_free::Result {
         silhouette_sample: s.silhouette_sample,
         run_id: "bench".into(),
         started_at: DateTime::<Utc>::from_timestamp(1_772_000_000, 0).ok_or("bad time")?,
+        method: s.method,
+        model: None,
+        previous_model: None,
+        holdout_from: None,
     };
     let t = Instant::now();
     let (report, times) = transform::transform_timed(joined, &opts).map_err(|e| e.to_string())?;

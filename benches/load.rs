@@ -161,6 +161,9 @@ fn synthetic(n: u32) -> Report {
         trends,
         transitions: Vec::new(),
         model: SegmentModel {
+            version: segpipe::model::MODEL_VERSION,
+            method: segpipe::model::Method::Kmeans,
+            holdout: None,
             run_id: "bench".to_owned(),
             started_at: Utc
                 .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)

@@ -184,6 +184,8 @@ pub struct TransformArgs {
     /// Print the results as one JSON document on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +229,27 @@ pub struct RunArgs {
     /// Print the results as one JSON document on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// How segments are made, kept and validated (transform and run).
+#[derive(Debug, Args, Default)]
+pub struct ModelArgs {
+    /// `kmeans` (default) or `rfm`: the standard named RFM segments
+    #[arg(long, value_name = "kmeans|rfm")]
+    pub method: Option<String>,
+    /// Assign segments with this saved segment_model.json and fit nothing
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Refit, keeping the segment ids and labels of this segment_model.json,
+    /// and report the customers' moves from it
+    #[arg(long, value_name = "FILE")]
+    pub previous_model: Option<PathBuf>,
+    /// Fit on purchases before DATE (YYYY-MM-DD) and score the segments on
+    /// the purchases from DATE to the as-of date
+    #[arg(long, value_name = "DATE")]
+    pub holdout_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::api;
 use crate::checkpoint;
-use crate::cli::{AsOfArg, Cli, Command, ReportArgs, SeedArg, UpstreamArgs};
+use crate::cli::{AsOfArg, Cli, Command, ModelArgs, ReportArgs, SeedArg, UpstreamArgs};
 use crate::config::{Override, Settings, flag, path_flag};
 use crate::error::Error;
 use crate::extract::{self, customers};
@@ -118,6 +118,13 @@ fn upstream(o: &mut Vec<Override>, a: &UpstreamArgs) {
     }
 }
 
+fn model_flags(o: &mut Vec<Override>, a: &ModelArgs) {
+    flag(o, "transform.method", a.method.clone());
+    path_flag(o, "transform.model", a.model.as_ref());
+    path_flag(o, "transform.previous_model", a.previous_model.as_ref());
+    flag(o, "transform.holdout_from", a.holdout_from.clone());
+}
+
 fn overrides(cmd: &Command) -> Vec<Override> {
     let mut o = Vec::new();
     let seed = |o: &mut Vec<Override>, s: &SeedArg| flag(o, "seed", s.seed);
@@ -164,6 +171,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             flag(&mut o, "transform.k", a.k.clone());
             as_of(&mut o, &a.as_of);
             seed(&mut o, &a.seed);
+            model_flags(&mut o, &a.model);
         }
         Command::Load(a) => {
             path_flag(&mut o, "run.load_input", a.input.as_ref());
@@ -189,6 +197,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             flag(&mut o, "database_url", a.database_url.clone());
             path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
             flag(&mut o, "run.report", a.report.clone());
+            model_flags(&mut o, &a.model);
         }
         Command::Report(a) => {
             path_flag(&mut o, "run.load_input", a.input.as_ref());

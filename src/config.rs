@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::model::Method;
 use crate::secret::DatabaseUrl;
 use crate::transform::KChoice;
 
@@ -140,6 +141,14 @@ pub struct TransformSettings {
     pub max_iter: u32,
     /// Most points used to compute silhouette.
     pub silhouette_sample: usize,
+    /// `kmeans` (default) or `rfm` (the standard named RFM segments).
+    pub method: Method,
+    /// Assign with this saved segment_model.json and fit nothing.
+    pub model: Option<PathBuf>,
+    /// Refit, keeping the ids and labels of this segment_model.json.
+    pub previous_model: Option<PathBuf>,
+    /// Fit on purchases before this date, score on the later ones.
+    pub holdout_from: Option<NaiveDate>,
 }
 
 /// `[load]` and `[run]` options.
@@ -236,6 +245,10 @@ impl Default for TransformSettings {
             restarts: 4,
             max_iter: 100,
             silhouette_sample: 10_000,
+            method: Method::Kmeans,
+            model: None,
+            previous_model: None,
+            holdout_from: None,
         }
     }
 }
@@ -632,6 +645,10 @@ const ENV_KEYS: &[&str] = &[
     "transform.restarts",
     "transform.max_iter",
     "transform.silhouette_sample",
+    "transform.method",
+    "transform.model",
+    "transform.previous_model",
+    "transform.holdout_from",
     "run.load_input",
     "run.checkpoint_dir",
     "run.report",

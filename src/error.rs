@@ -52,7 +52,12 @@ impl Error {
                 extract::Error::Batch { .. } => 1,
             },
             Error::Transform(e) => match e {
-                transform::Error::NoCustomers | transform::Error::Features { .. } => 2,
+                transform::Error::NoCustomers
+                | transform::Error::Features { .. }
+                | transform::Error::ModelRead { .. }
+                | transform::Error::ModelParse { .. }
+                | transform::Error::ModelMismatch { .. }
+                | transform::Error::Holdout { .. } => 2,
             },
             Error::Load(e) => match e {
                 load::Error::Url { .. } => 2,

@@ -449,15 +449,95 @@ pub struct Evaluation {
     pub labelled: u64,
 }
 
+/// How buyers are segmented (DESIGN §4, `--method`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// KMeans on the scaled features (the default).
+    #[default]
+    Kmeans,
+    /// The standard named RFM segments from the quintile scores.
+    Rfm,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Kmeans => "kmeans",
+            Method::Rfm => "rfm",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Format version of segment_model.json that this build writes and reads.
+/// Bump it when a field changes meaning; a model of another version is
+/// refused by `--model` / `--previous-model` rather than misread.
+pub const MODEL_VERSION: u32 = 1;
+
+/// Model files written before the field existed are version 1: every field
+/// they hold still means what it meant.
+fn model_version_1() -> u32 {
+    1
+}
+
+/// One group (a segment, or a cell of the RFM grid) scored on the holdout period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutGroup {
+    /// Segment id, or `100 r + 10 f + m` for an RFM cell (0 = no purchases).
+    pub id: u32,
+    pub label: String,
+    pub customers: u64,
+    /// Mean spend in the holdout period over the group's customers (money).
+    pub next_spend_per_customer: f64,
+    /// Share of the group's customers with at least one purchase in the
+    /// holdout period.
+    pub repeat_rate: f64,
+}
+
+/// Holdout validation (`--holdout-from`): segments fitted on the purchases
+/// before `from`, scored on the purchases from `from` to `to` (as-of).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Holdout {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Customers scored (every valid customer).
+    pub customers: u64,
+    /// Share of the variance of next-period spend explained by the segments
+    /// (between-group sum of squares over total sum of squares).
+    pub eta2: f64,
+    pub segments: Vec<HoldoutGroup>,
+    /// The same figure for the plain RFM grid (125 cells, non-buyers one group).
+    pub rfm_grid_eta2: f64,
+    /// Non-empty RFM cells, by id.
+    pub rfm_grid: Vec<HoldoutGroup>,
+}
+
 /// Everything about the fitted model and the run; written as segment_model.json.
+///
+/// It holds all that assigning a customer needs (`--model`): the method, the
+/// features with their scaling and imputation, the centroids by segment id
+/// and the labels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SegmentModel {
+    /// Format version ([`MODEL_VERSION`]).
+    #[serde(default = "model_version_1")]
+    pub version: u32,
+    #[serde(default)]
+    pub method: Method,
     pub run_id: String,
     pub started_at: DateTime<Utc>,
     pub as_of: NaiveDate,
     pub seed: u64,
-    /// KMeans k (the rule-based "no purchases" segment is extra).
+    /// Segments among buyers: KMeans k, or the named RFM segments present
+    /// (the rule-based "no purchases" segment is extra).
     pub k: u32,
+    /// Features with their scaling, in centroid order (empty for RFM).
     pub features: Vec<FeatureScale>,
     /// Centroids in scaled feature space, by segment id.
     pub centroids: Vec<Vec<f64>>,
@@ -466,6 +546,9 @@ pub struct SegmentModel {
     pub k_sweep: Vec<KSweep>,
     pub labels: BTreeMap<u32, String>,
     pub evaluation: Option<Evaluation>,
+    /// Holdout validation, when `--holdout-from` was given.
+    #[serde(default)]
+    pub holdout: Option<Holdout>,
 }
 
 /// segment_transitions row: customers that the previous model puts in

@@ -79,6 +79,10 @@ pub fn transform_opts(s: &Settings, as_of: NaiveDate, started_at: DateTime<Utc>)
         silhouette_sample: t.silhouette_sample,
         run_id: run_id(started_at, s.seed),
         started_at,
+        method: t.method,
+        model: t.model.clone(),
+        previous_model: t.previous_model.clone(),
+        holdout_from: t.holdout_from,
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::model::{Evaluation, Report};
+use crate::model::{Evaluation, Method, Report};
 
 /// One stage's line in the summary.
 #[derive(Clone, Debug, Serialize)]
@@ -46,7 +46,9 @@ pub struct ReportFacts {
     pub run_id: String,
     pub as_of: chrono::NaiveDate,
     pub seed: u64,
-    /// KMeans clusters; rule-based segments come on top.
+    /// `kmeans` or `rfm`.
+    pub method: Method,
+    /// KMeans clusters (or named RFM segments); rule-based segments come on top.
     pub k: u32,
     pub rule_based_segments: Vec<String>,
     pub silhouette: Option<f64>,
@@ -79,6 +81,7 @@ impl ReportFacts {
             run_id: m.run_id.clone(),
             as_of: m.as_of,
             seed: m.seed,
+            method: m.method,
             k: m.k,
             rule_based_segments: r
                 .segments
@@ -173,12 +176,18 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
 
 /// Segments and model quality as a few readable lines.
 pub fn describe_report(r: &Report) -> String {
-    describe_facts(&ReportFacts::of(r))
+    let mut s = describe_facts(&ReportFacts::of(r));
+    describe_transitions(&mut s, r);
+    describe_holdout(&mut s, r);
+    s
 }
 
 /// The plain-words model lines and the segment table.
 pub fn describe_facts(f: &ReportFacts) -> String {
-    let mut s = format!("k = {} clusters", f.k);
+    let mut s = match f.method {
+        Method::Kmeans => format!("k = {} clusters", f.k),
+        Method::Rfm => format!("{} named RFM segments", f.k),
+    };
     match f.rule_based_segments.len() {
         0 => {}
         1 => {
@@ -277,6 +286,72 @@ pub fn money(x: f64) -> String {
     let cents = (x.abs() * 100.0).round() as u64;
     let sign = if x < 0.0 && cents > 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", thousands(cents / 100), cents % 100)
+}
+
+/// The holdout scores, when `--holdout-from` was given.
+fn describe_holdout(s: &mut String, r: &Report) {
+    let m = &r.model;
+    if let Some(h) = &m.holdout {
+        let _ = writeln!(
+            s,
+            "holdout {} to {}: segments explain {:.1}% of next-period spend (eta²), the RFM grid {:.1}%",
+            h.from,
+            h.to,
+            100.0 * h.eta2,
+            100.0 * h.rfm_grid_eta2
+        );
+        for g in &h.segments {
+            let _ = writeln!(
+                s,
+                "{:>7}  {:<24} next-period spend/customer {:>10.2}, repeat rate {:>5.1}%",
+                g.id,
+                g.label,
+                g.next_spend_per_customer,
+                100.0 * g.repeat_rate
+            );
+        }
+    }
+}
+
+/// The moves from the previous model's segments, when one was given.
+fn describe_transitions(s: &mut String, r: &Report) {
+    if r.transitions.is_empty() {
+        return;
+    }
+    let stayed: u64 = r
+        .transitions
+        .iter()
+        .filter(|t| t.from_segment == t.to_segment)
+        .map(|t| t.customers)
+        .sum();
+    let total: u64 = r.transitions.iter().map(|t| t.customers).sum();
+    let _ = writeln!(
+        s,
+        "since the previous model: {stayed} of {total} customers kept their segment"
+    );
+    let mut moves: Vec<_> = r
+        .transitions
+        .iter()
+        .filter(|t| t.from_segment != t.to_segment)
+        .collect();
+    // Biggest moves first; ties by ids, so the text is deterministic.
+    moves.sort_by(|a, b| {
+        b.customers
+            .cmp(&a.customers)
+            .then((a.from_segment, a.to_segment).cmp(&(b.from_segment, b.to_segment)))
+    });
+    let name = |id: u32| r.model.labels.get(&id).map_or("?", String::as_str);
+    for t in moves {
+        let _ = writeln!(
+            s,
+            "  moved {:>8}  {} {} -> {} {}",
+            t.customers,
+            t.from_segment,
+            name(t.from_segment),
+            t.to_segment,
+            name(t.to_segment)
+        );
+    }
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

@@ -15,6 +15,7 @@ use crate::model::{
 
 use super::clean::Cleaned;
 use super::features::Features;
+use super::rfm::Rfm;
 
 /// The per-customer tables (stores and trends come from [`stores_and_trends`]).
 pub struct Tables {
@@ -23,14 +24,16 @@ pub struct Tables {
     pub segments: Vec<SegmentMetrics>,
 }
 
-/// Build every table. `segment[c]` is customer c's segment id and
-/// `labels[s]` the label of segment s (ids are `0..labels.len()`).
+/// Build every table. `segment[c]` is customer c's segment id,
+/// `labels[s]` the label of segment s (ids are `0..labels.len()`) and
+/// `scores[c]` customer c's RFM scores (`None` for non-buyers).
 pub fn aggregate(
     customers: Vec<Customer>,
     cleaned: &Cleaned,
     features: &[Features],
     segment: &[u32],
     labels: &[String],
+    scores: &[Option<Rfm>],
 ) -> Tables {
     // Customers are moved in, so mobiles and names are not copied.
     let customers: Vec<CustomerSegment> = customers
@@ -50,9 +53,9 @@ pub fn aggregate(
             purchase_frequency: f.purchase_frequency.map(round4),
             segment: segment[c],
             segment_label: labels[segment[c] as usize].clone(),
-            r_score: None,
-            f_score: None,
-            m_score: None,
+            r_score: scores[c].map(|s| s.r),
+            f_score: scores[c].map(|s| s.f),
+            m_score: scores[c].map(|s| s.m),
         })
         .collect();
     let behavior = features
@@ -282,7 +285,22 @@ mod tests {
             &feats,
             &[0, 1, 0],
             &labels,
+            &[
+                Some(Rfm { r: 5, f: 4, m: 3 }),
+                None,
+                Some(Rfm { r: 1, f: 2, m: 5 }),
+            ],
         );
+        assert_eq!(
+            (
+                t.customers[0].r_score,
+                t.customers[0].f_score,
+                t.customers[0].m_score
+            ),
+            (Some(5), Some(4), Some(3))
+        );
+        assert_eq!(t.customers[1].r_score, None);
+        assert_eq!(t.customers[2].m_score, Some(5));
 
         assert_eq!(t.customers.len(), 3);
         assert_eq!(t.customers[1].age, Some(40), "imputed median");

@@ -242,6 +242,49 @@ pub fn scale(
     }
 }
 
+/// Scale the `rows` with saved parameters (`--model`): each feature's
+/// unknown value becomes the model's `impute` (or, when the fitted data had
+/// none unknown, the fitted mean, i.e. 0 after scaling), then log1p and the
+/// saved mean and std. Nothing is estimated from these rows.
+pub fn apply(
+    features: &[Features],
+    demographics: &[Demographics],
+    rows: &[u32],
+    scales: &[FeatureScale],
+) -> Scaled {
+    let d = scales.len();
+    let mut data = Vec::with_capacity(rows.len() * d);
+    let mut imputed = vec![0u64; d];
+    for &r in rows {
+        let (f, demo) = (&features[r as usize], &demographics[r as usize]);
+        for (j, s) in scales.iter().enumerate() {
+            let raw = value(&s.feature, f, demo).or_else(|| {
+                imputed[j] += 1;
+                s.impute
+            });
+            data.push(raw.map_or(0.0, |x| to_scaled(s, x)));
+        }
+    }
+    Scaled {
+        data,
+        d,
+        scales: scales.to_vec(),
+        imputed,
+    }
+}
+
+/// A raw value of `s.feature` in the scaled space of `s`.
+pub fn to_scaled(s: &FeatureScale, raw: f64) -> f64 {
+    let x = if s.log1p { raw.max(0.0).ln_1p() } else { raw };
+    (x - s.mean) / s.std
+}
+
+/// The raw value (feature units) of a scaled value of `s`.
+pub fn to_raw(s: &FeatureScale, z: f64) -> f64 {
+    let x = z * s.std + s.mean;
+    if s.log1p { x.exp_m1() } else { x }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,5 +382,28 @@ mod tests {
         );
         assert!(resolve(&["bogus".into()]).is_err());
         assert!(resolve(&["clv".into(), "clv".into()]).is_err());
+    }
+
+    #[test]
+    fn applying_the_saved_scaling_reproduces_the_fit_and_imputes_from_the_model() {
+        let mut undated = f(10.0, 2, 0);
+        undated.days_since_last_purchase = None;
+        let feats = vec![f(1.0, 1, 10), undated, f(300.0, 7, 30), f(4.0, 1, 20)];
+        let demo = [Demographics::default(); 4];
+        let names = ["clv", "purchase_count", "days_since_last_purchase"];
+        let fitted = scale(&feats, &demo, &[0, 1, 2, 3], &names, true);
+        let applied = apply(&feats, &demo, &[0, 1, 2, 3], &fitted.scales);
+        assert_eq!(applied.imputed, fitted.imputed);
+        for (a, b) in applied.data.iter().zip(&fitted.data) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        for (j, s) in fitted.scales.iter().enumerate() {
+            let z = fitted.data[j];
+            let raw = to_raw(s, z);
+            assert!((to_scaled(s, raw) - z).abs() < 1e-9);
+        }
+        // A new customer is scaled with the model's numbers, not its own.
+        let one = apply(&[f(4.0, 1, 20)], &demo[..1], &[0], &fitted.scales);
+        assert!((one.data[0] - fitted.data[3 * 3]).abs() < 1e-12);
     }
 }

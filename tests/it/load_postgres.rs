@@ -134,6 +134,9 @@ pub fn report(n: u32, variant: u32) -> Report {
             },
         ],
         model: SegmentModel {
+            version: segpipe::model::MODEL_VERSION,
+            method: segpipe::model::Method::Kmeans,
+            holdout: None,
             run_id: format!("run-{variant}"),
             started_at: Utc
                 .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)

@@ -14,5 +14,6 @@ mod report;
 mod run;
 mod schema_declarations;
 mod strict_server;
+mod transform;
 mod upstream_faults;
 mod util;
