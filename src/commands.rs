@@ -316,6 +316,7 @@ fn load_cmd(s: &Settings, json: bool) -> Result<(), Error> {
     let started = Instant::now();
     let report = checkpoint::read_report(&s.run.load_input)?;
     let target = Target::parse(&s.database_url)?;
+    crate::quality_gate::check(&report, &crate::opts::quality_gates(s))?;
     let summary = load::load(&report, &target, &load_opts())?;
     let rows: u64 = summary.rows.values().sum();
     if json {

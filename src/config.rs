@@ -63,6 +63,31 @@ pub struct Settings {
     pub extract: ExtractSettings,
     pub transform: TransformSettings,
     pub run: RunSettings,
+    pub quality: QualitySettings,
+}
+
+/// `[quality]`: data-quality gates checked before any load (DESIGN §6);
+/// each is the largest share (0–1) accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualitySettings {
+    /// Rejected customer rows, of all rows read.
+    pub max_rejected_rows: f64,
+    /// Unparseable dates, of purchases that had a date.
+    pub max_unparseable_dates: f64,
+    /// Customers with no purchases, of all valid customers.
+    pub max_no_purchases: f64,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        let g = crate::quality_gate::Gates::default();
+        QualitySettings {
+            max_rejected_rows: g.max_rejected_rows,
+            max_unparseable_dates: g.max_unparseable_dates,
+            max_no_purchases: g.max_no_purchases,
+        }
+    }
 }
 
 /// `[generate]`: synthetic customers and their dirt.
@@ -179,6 +204,7 @@ impl Default for Settings {
             extract: ExtractSettings::default(),
             transform: TransformSettings::default(),
             run: RunSettings::default(),
+            quality: QualitySettings::default(),
         }
     }
 }
@@ -345,6 +371,12 @@ impl Settings {
                 self.generate.malformed_mobile_rate,
             ),
             ("api.fail_rate", self.api.fail_rate),
+            ("quality.max_rejected_rows", self.quality.max_rejected_rows),
+            (
+                "quality.max_unparseable_dates",
+                self.quality.max_unparseable_dates,
+            ),
+            ("quality.max_no_purchases", self.quality.max_no_purchases),
             ("api.null_date_rate", self.api.null_date_rate),
             ("api.dmy_date_rate", self.api.dmy_date_rate),
             ("api.null_amount_rate", self.api.null_amount_rate),
@@ -517,7 +549,7 @@ fn check_file(path: &Path) -> Result<(), Error> {
         })
 }
 
-/// `line N, key `extract.batch_size`: invalid type: …` from a toml error.
+/// `invalid type: … (line N, key `extract.batch_size`)` from a toml error.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = crate::error::one_line(e.message(), 200);
     let Some(span) = e.span() else {
@@ -539,9 +571,9 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         }
     }
     match key {
-        Some(k) if section.is_empty() => format!("line {line_no}, key `{k}`: {message}"),
-        Some(k) => format!("line {line_no}, key `{section}.{k}`: {message}"),
-        None => format!("line {line_no}: {message}"),
+        Some(k) if section.is_empty() => format!("{message} (line {line_no}, key `{k}`)"),
+        Some(k) => format!("{message} (line {line_no}, key `{section}.{k}`)"),
+        None => format!("{message} (line {line_no})"),
     }
 }
 
@@ -650,6 +682,9 @@ const ENV_KEYS: &[&str] = &[
     "transform.previous_model",
     "transform.holdout_from",
     "run.load_input",
+    "quality.max_rejected_rows",
+    "quality.max_unparseable_dates",
+    "quality.max_no_purchases",
     "run.checkpoint_dir",
     "run.report",
 ];

@@ -21,6 +21,8 @@ pub enum Error {
     Load(#[from] load::Error),
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::Error),
+    #[error(transparent)]
+    Quality(#[from] crate::quality_gate::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
 }
@@ -81,7 +83,7 @@ impl Error {
                 checkpoint::Error::Write { .. } => 1,
                 checkpoint::Error::Open { .. } | checkpoint::Error::Parse { .. } => 2,
             },
-            Error::Stdout(_) => 1,
+            Error::Quality(_) | Error::Stdout(_) => 1,
         }
     }
 

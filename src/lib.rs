@@ -22,6 +22,7 @@ pub mod model;
 pub mod opts;
 pub mod pipeline;
 pub mod progress;
+pub mod quality_gate;
 pub mod report;
 pub mod report_tables;
 pub mod rng;

@@ -101,3 +101,12 @@ pub fn run_id(at: DateTime<Utc>, seed: u64) -> String {
 pub fn load_opts() -> LoadOpts {
     LoadOpts::default()
 }
+
+/// The data-quality gates checked before a load.
+pub fn quality_gates(s: &Settings) -> crate::quality_gate::Gates {
+    crate::quality_gate::Gates {
+        max_rejected_rows: s.quality.max_rejected_rows,
+        max_unparseable_dates: s.quality.max_unparseable_dates,
+        max_no_purchases: s.quality.max_no_purchases,
+    }
+}

@@ -163,6 +163,9 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         note: format!("{} segments, as of {as_of}", report.segments.len()),
     });
 
+    // The second line of defence: broken input never replaces good tables.
+    crate::quality_gate::check(&report, &crate::opts::quality_gates(s))?;
+
     // load
     let t = Instant::now();
     let spin = crate::progress::spinner("load");

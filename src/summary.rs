@@ -58,6 +58,13 @@ pub struct ReportFacts {
     pub evaluation: Option<Evaluation>,
     pub customers: u64,
     pub segments: Vec<SegmentFacts>,
+    /// Moves from the previous model (empty without one).
+    pub transitions: Vec<crate::model::Transition>,
+    /// Holdout scores, with `--holdout-from`.
+    pub holdout: Option<crate::model::Holdout>,
+    /// The transitions and holdout as summary lines.
+    #[serde(skip)]
+    pub notes: String,
 }
 
 /// One segment in the summary.
@@ -92,6 +99,14 @@ impl ReportFacts {
             silhouette: m.silhouette,
             criteria: serde_json::to_value(&m.k_sweep).unwrap_or(serde_json::Value::Null),
             evaluation: m.evaluation.clone(),
+            transitions: r.transitions.clone(),
+            holdout: m.holdout.clone(),
+            notes: {
+                let mut notes = String::new();
+                describe_transitions(&mut notes, r);
+                describe_holdout(&mut notes, r);
+                notes
+            },
             customers: r.customers.len() as u64,
             segments: r
                 .segments
@@ -176,10 +191,7 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
 
 /// Segments and model quality as a few readable lines.
 pub fn describe_report(r: &Report) -> String {
-    let mut s = describe_facts(&ReportFacts::of(r));
-    describe_transitions(&mut s, r);
-    describe_holdout(&mut s, r);
-    s
+    describe_facts(&ReportFacts::of(r))
 }
 
 /// The plain-words model lines and the segment table.
@@ -201,11 +213,15 @@ pub fn describe_facts(f: &ReportFacts) -> String {
             );
         }
     }
-    let _ = writeln!(
-        s,
-        "\nKMeans silhouette {} (-1..1: how clearly customers sit in their own cluster; higher is better)",
-        fmt_opt(f.silhouette)
-    );
+    if f.method == Method::Kmeans {
+        let _ = writeln!(
+            s,
+            "\nKMeans silhouette {} (-1..1: how clearly customers sit in their own cluster; higher is better)",
+            fmt_opt(f.silhouette)
+        );
+    } else {
+        s.push('\n');
+    }
     match &f.evaluation {
         Some(e) => {
             let _ = writeln!(
@@ -238,6 +254,7 @@ pub fn describe_facts(f: &ReportFacts) -> String {
         );
     }
     s.push_str("(money in the input's currency; recency = average days since the last purchase)\n");
+    s.push_str(&f.notes);
     s
 }
 

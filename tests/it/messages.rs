@@ -17,7 +17,7 @@ fn issue_8_a_fractional_batch_size_in_the_file_names_line_and_key() {
     assert_eq!(code, 2);
     assert_eq!(
         err,
-        "error: config file `segpipe.toml`: line 3, key `extract.batch_size`: invalid type: floating point `1.5`, expected usize\n"
+        "error: config file `segpipe.toml`: invalid type: floating point `1.5`, expected usize (line 3, key `extract.batch_size`)\n"
     );
 }
 
@@ -30,7 +30,8 @@ fn issue_8_a_toml_syntax_error_prints_on_one_line() {
     assert_eq!(code, 2);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("error: config file `segpipe.toml`: line 2, key `extract.batch_size`: "),
+        err.starts_with("error: config file `segpipe.toml`: ")
+            && err.ends_with("(line 2, key `extract.batch_size`)\n"),
         "{err}"
     );
 }

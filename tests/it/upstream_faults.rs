@@ -202,3 +202,49 @@ fn issue_12_retry_warnings_name_batch_status_and_attempt() {
     );
     assert!(!err.contains("<h1>down</h1>\n"), "{err}");
 }
+
+// See: issue 8
+#[test]
+fn issue_8_an_upstream_answering_no_purchases_for_everyone_trips_the_gate() {
+    let db = TestDb::new();
+    let w = Workdir::new();
+    ok(w.run(&[
+        "run",
+        "--customers",
+        "300",
+        "--as-of",
+        "2026-11-24",
+        "--database-url",
+        db.url(),
+    ]));
+    let before = pg::rows(
+        db.url(),
+        "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile",
+    );
+    let empty = Hostile::start(vec![ok_body(r#"{"purchases": []}"#)]);
+    let (code, err) = fail(w.run(&[
+        "run",
+        "--customers",
+        "300",
+        "--as-of",
+        "2026-11-24",
+        "--api-url",
+        &empty.url(),
+        "--database-url",
+        db.url(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "data-quality gate `max_no_purchases` tripped: 100.0% is over the 90.0% allowed"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        pg::rows(
+            db.url(),
+            "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile"
+        ),
+        before
+    );
+}
