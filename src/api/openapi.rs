@@ -110,7 +110,12 @@ pub(crate) fn document(max_mobiles: usize, max_body_bytes: usize) -> Value {
                             "example": "2026-03-01"
                         },
                         "amount": { "type": "number", "nullable": true, "example": 1234.5 },
-                        "store": { "type": "string", "nullable": true, "example": "DMart" }
+                        "store": { "type": "string", "nullable": true, "example": "DMart" },
+                        "order_id": {
+                            "type": "string",
+                            "description": "Optional in the contract (a string or an integer); this mock sends one on every purchase, and a duplicated row repeats it",
+                            "example": "9f2c1a7b3e4d5c60"
+                        }
                     }
                 },
                 "Health": {

@@ -25,6 +25,9 @@ pub struct ApiPurchase {
     pub date: Option<String>,
     pub amount: Option<f64>,
     pub store: Option<String>,
+    /// Unique per planned purchase of the mobile; a duplicated row repeats it.
+    #[serde(default)]
+    pub order_id: Option<String>,
 }
 
 /// The purchases the API answers for one mobile, as sent by a client.
@@ -48,6 +51,7 @@ pub fn purchases_for(
             date: row.date.text(),
             amount: row.amount,
             store: row.store.map(str::to_owned),
+            order_id: Some(format!("{:016x}", row.order)),
         })
         .collect()
 }
@@ -119,6 +123,8 @@ pub(crate) struct Row {
     pub date: DateCell,
     pub amount: Option<f64>,
     pub store: Option<&'static str>,
+    /// The order id, as 16 hex digits on the wire.
+    pub order: u64,
 }
 
 /// Append the dirty rows of one normalized mobile to `out`.
@@ -133,7 +139,10 @@ pub(crate) fn append_rows(
     let mut rng = persona::purchase_rng(seed, normalized, as_of);
     let planned = persona::planned_purchases(persona, as_of, &mut rng);
     let start = out.len();
-    for p in &planned {
+    // Order ids come from a hash, not the RNG, so adding them changed no
+    // other value the API sends.
+    let first_order = crate::rng::hash(&[b"order", normalized.as_bytes(), &seed.to_le_bytes()]);
+    for (i, p) in planned.iter().enumerate() {
         // Draw the same number of values per row whatever the rates are, so a
         // change to one rate does not reshuffle the other kinds of dirt.
         let date_u: f64 = rng.random();
@@ -150,6 +159,7 @@ pub(crate) fn append_rows(
             date,
             amount: (amount_u >= dirt.null_amount_rate).then_some(p.amount),
             store: (store_u >= dirt.null_store_rate).then_some(p.store),
+            order: first_order.wrapping_add(i as u64),
         });
     }
     let dup_u: f64 = rng.random();
@@ -188,6 +198,15 @@ impl Serialize for RowSeq<'_> {
     }
 }
 
+/// An order id written as 16 hex digits straight into the output.
+struct OrderId(u64);
+
+impl Serialize for OrderId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
 struct Wire<'a> {
     mobile: &'a str,
     row: &'a Row,
@@ -195,11 +214,12 @@ struct Wire<'a> {
 
 impl Serialize for Wire<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Purchase", 4)?;
+        let mut st = s.serialize_struct("Purchase", 5)?;
         st.serialize_field("mobile", self.mobile)?;
         st.serialize_field("date", &self.row.date)?;
         st.serialize_field("amount", &self.row.amount)?;
         st.serialize_field("store", &self.row.store)?;
+        st.serialize_field("order_id", &OrderId(self.row.order))?;
         st.end()
     }
 }
