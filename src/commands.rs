@@ -110,6 +110,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
         Command::Load(a) => {
             path_flag(&mut o, "run.load_input", a.input.as_ref());
             flag(&mut o, "database_url", a.database_url.clone());
+            flag(&mut o, "load.mode", a.load_mode.clone());
         }
         Command::Run(a) => {
             flag(&mut o, "generate.customers", a.customers);
@@ -118,6 +119,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             flag(&mut o, "transform.k", a.k.clone());
             upstream(&mut o, &a.upstream);
             flag(&mut o, "database_url", a.database_url.clone());
+            flag(&mut o, "load.mode", a.load_mode.clone());
             path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
         }
         Command::Config(_) => {}
@@ -211,7 +213,7 @@ fn load_cmd(s: &Settings) -> Result<(), Error> {
     let started = Instant::now();
     let report = checkpoint::read_report(&s.run.load_input)?;
     let target = Target::parse(&s.database_url)?;
-    let summary = load::load(&report, &target, &load_opts())?;
+    let summary = load::load(&report, &target, &load_opts(s))?;
     let rows: u64 = summary.rows.values().sum();
     out(&format!(
         "loaded {rows} rows into {} in {:.2}s\n",

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::load::LoadMode;
 use crate::secret::DatabaseUrl;
 use crate::transform::KChoice;
 
@@ -49,7 +50,29 @@ pub struct Settings {
     pub api: ApiSettings,
     pub extract: ExtractSettings,
     pub transform: TransformSettings,
+    pub load: LoadSettings,
     pub run: RunSettings,
+}
+
+/// `[load]`: how the PostgreSQL sink replaces the report tables (DESIGN §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSettings {
+    /// `swap` (default, fastest) or `in-place` (keeps views, grants and
+    /// snapshot readers working). SQLite treats both alike.
+    pub mode: LoadMode,
+    /// Longest wait for readers' locks on the report tables before the
+    /// load gives up with an error (PostgreSQL).
+    pub lock_timeout_ms: u64,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        LoadSettings {
+            mode: LoadMode::default(),
+            lock_timeout_ms: crate::load::DEFAULT_LOCK_TIMEOUT.as_millis() as u64,
+        }
+    }
 }
 
 /// `[generate]`: synthetic customers and their dirt.
@@ -152,6 +175,7 @@ impl Default for Settings {
             api: ApiSettings::default(),
             extract: ExtractSettings::default(),
             transform: TransformSettings::default(),
+            load: LoadSettings::default(),
             run: RunSettings::default(),
         }
     }
@@ -342,6 +366,7 @@ impl Settings {
             ("extract.workers", self.extract.workers as u64),
             ("extract.max_attempts", u64::from(self.extract.max_attempts)),
             ("extract.batch_deadline_ms", self.extract.batch_deadline_ms),
+            ("load.lock_timeout_ms", self.load.lock_timeout_ms),
             ("api.max_mobiles", self.api.max_mobiles as u64),
             ("transform.restarts", u64::from(self.transform.restarts)),
             ("transform.max_iter", u64::from(self.transform.max_iter)),
@@ -481,6 +506,8 @@ const ENV_KEYS: &[&str] = &[
     "transform.restarts",
     "transform.max_iter",
     "transform.silhouette_sample",
+    "load.mode",
+    "load.lock_timeout_ms",
     "run.load_input",
     "run.checkpoint_dir",
 ];

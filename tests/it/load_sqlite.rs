@@ -234,6 +234,7 @@ fn sqlite_failed_load_leaves_the_previous_tables() {
     for table in TABLES {
         let opts = LoadOpts {
             fail_after_table: Some(table.to_owned()),
+            ..LoadOpts::default()
         };
         let err = load(&b, &target(&path), &opts).expect_err("injected failure");
         assert!(
