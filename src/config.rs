@@ -627,6 +627,38 @@ mod tests {
     }
 
     #[test]
+    fn load_mode_and_lock_timeout_from_file_env_and_flag() {
+        let s = load(
+            Some("[load]\nmode = \"in-place\"\nlock_timeout_ms = 500\n"),
+            vec![],
+            &[],
+        )
+        .expect("file");
+        assert_eq!(
+            (s.load.mode, s.load.lock_timeout_ms),
+            (LoadMode::InPlace, 500)
+        );
+        let s = load(None, vec![], &[("SEGPIPE_LOAD_MODE", "in-place")]).expect("env");
+        assert_eq!(s.load.mode, LoadMode::InPlace);
+        let s = load(
+            None,
+            vec![("load.mode", "swap".into())],
+            &[("SEGPIPE_LOAD_MODE", "in-place")],
+        )
+        .expect("flag");
+        assert_eq!(s.load.mode, LoadMode::Swap);
+        assert_eq!(Settings::default().load.lock_timeout_ms, 60_000);
+        let err = load(Some("[load]\nmode = \"sideways\"\n"), vec![], &[]).expect_err("bad");
+        let chain = crate::error::chain(&err);
+        assert!(
+            chain.contains("sideways") || chain.contains("mode"),
+            "{chain}"
+        );
+        let err = load(None, vec![], &[("SEGPIPE_LOAD_LOCK_TIMEOUT_MS", "0")]).expect_err("zero");
+        assert!(err.to_string().contains("load.lock_timeout_ms"), "{err}");
+    }
+
+    #[test]
     fn config_output_masks_the_password() {
         let s = Settings {
             database_url: DatabaseUrl::new("postgres://u:hunter2@h/db"),

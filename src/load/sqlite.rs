@@ -240,8 +240,13 @@ impl ToSql for SqlValue<'_> {
     }
 }
 
-/// Insert every row of `table` with one prepared statement, in `order`
-/// (row indices) when given.
+/// Rows per multi-row INSERT: one statement step per batch instead of per
+/// row cuts the per-statement overhead (bind, step, reset) that dominates
+/// narrow tables. 64 × 12 columns stays far below SQLite's 32,766 variables.
+const BATCH_ROWS: usize = 64;
+
+/// Insert every row of `table` in `order` (row indices) when given, with
+/// two prepared statements: `BATCH_ROWS` rows at a time, then one by one.
 fn insert_table(
     tx: &rusqlite::Transaction<'_>,
     report: &Report,
@@ -249,24 +254,29 @@ fn insert_table(
     order: Option<&[u32]>,
 ) -> Result<(), Failure> {
     let columns: Vec<&str> = table.column_names().collect();
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-    let mut stmt = tx.prepare(&format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        table.name,
-        columns.join(", "),
-        placeholders.join(", ")
-    ))?;
-    let mut cells = Vec::with_capacity(columns.len());
-    let mut values = Vec::with_capacity(columns.len());
+    let width = columns.len();
+    let statement = |rows: usize| {
+        let one = format!("({})", vec!["?"; width].join(", "));
+        format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            table.name,
+            columns.join(", "),
+            vec![one; rows].join(", ")
+        )
+    };
+    let mut batch = tx.prepare(&statement(BATCH_ROWS))?;
+    let mut single = tx.prepare(&statement(1))?;
+    let mut cells = Vec::with_capacity(width);
+    let mut values: Vec<SqlValue<'_>> = Vec::with_capacity(width * BATCH_ROWS);
     let n = (table.len)(report);
     let rows: Box<dyn Iterator<Item = usize>> = match order {
         Some(order) => Box::new(order.iter().map(|&i| i as usize)),
         None => Box::new(0..n),
     };
+    let mut pending = 0;
     for row in rows {
         cells.clear();
         (table.cells)(report, row, &mut cells);
-        values.clear();
         for (column, cell) in table.columns.iter().zip(&cells) {
             values.push(SqlValue::new(column, *cell).map_err(|reason| Error::Value {
                 table: table.name,
@@ -274,8 +284,25 @@ fn insert_table(
                 reason,
             })?);
         }
-        stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+        pending += 1;
+        if pending == BATCH_ROWS {
+            execute(&mut batch, &values)?;
+            values.clear();
+            pending = 0;
+        }
     }
+    for one in values.chunks(width) {
+        execute(&mut single, one)?;
+    }
+    Ok(())
+}
+
+/// Bind `values` to `stmt`'s parameters in order and run it.
+fn execute(stmt: &mut rusqlite::Statement<'_>, values: &[SqlValue<'_>]) -> rusqlite::Result<()> {
+    for (i, value) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, value)?;
+    }
+    stmt.raw_execute()?;
     Ok(())
 }
 
