@@ -1,8 +1,14 @@
 //! Load benchmark: a synthetic Report of `BENCH_CUSTOMERS` customers (default
-//! 100,000; ~10 trend rows and ~3 store rows each) loaded into a fresh
-//! PostgreSQL database by `segpipe::load`, then the same rows exported as CSV
-//! and `\copy`-ed by psql into empty keyed tables of the same schema: the
-//! bare-COPY baseline. Prints per-step times, rows/s and the ratio.
+//! 100,000; 10 trend rows and 3 store rows each, customers in input order,
+//! not key order, as `transform` leaves them) loaded by `segpipe::load`:
+//! - into SQLite: a fresh file, then replacing that full set;
+//! - into PostgreSQL, each load mode (`swap`, `in-place`): replacing a full
+//!   set in a fresh database;
+//! - then (unless `BENCH_BASELINE=0`) the same rows exported as CSV and
+//!   `\copy`-ed by psql into empty keyed tables: the bare-COPY baseline.
+//!
+//! Prints per-step times, rows/s and the ratio. `BENCH_ONLY=sqlite` or
+//! `BENCH_ONLY=postgres` runs one sink.
 //!
 //! Run: `BENCH_CUSTOMERS=1000000 cargo bench --bench load`. The server is
 //! `SEGPIPE_TEST_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/test).
@@ -14,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use segpipe::load::{LoadOpts, Target, load};
+use segpipe::load::{LoadMode, LoadOpts, LoadSummary, Target, load};
 use segpipe::model::{
     CustomerBehavior, CustomerIdx, CustomerSegment, Gender, PurchaseTrend, Quality, Report,
     SegmentMetrics, SegmentModel, StoreSummary, YearMonth,
@@ -75,7 +81,12 @@ fn synthetic(n: u32) -> Report {
         let count = (r >> 8) as u32 % 40 + 1;
         let recency = ((r >> 16) % 700) as i32;
         customers.push(CustomerSegment {
-            mobile: format!("91{:010}", 9_000_000_000u64 + u64::from(i)),
+            // A bijection of 0..10^10 (the factor is prime to 10): unique
+            // mobiles in no particular order, as in a real customers file.
+            mobile: format!(
+                "91{:010}",
+                (u64::from(i) * 7_919_813 + 1_234_567) % 10_000_000_000
+            ),
             name: (i % 20 != 0).then(|| format!("Customer Number {i}")),
             age: (i % 10 != 0).then_some(18 + (r >> 24) as u16 % 60),
             income: Some(money(r ^ 1) * 20.0),
@@ -264,34 +275,13 @@ fn bare_copy(server: &str, dir: &Path, with_fks: bool) -> Res<(Duration, Vec<(St
     Ok((total, per_table))
 }
 
-fn main() -> Res<()> {
-    let n: u32 = std::env::var("BENCH_CUSTOMERS")
-        .ok()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let server = std::env::var("SEGPIPE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let started = Instant::now();
-    let report = synthetic(n);
-    let counts = report.row_counts();
+/// Print a load's total and per-step times.
+fn print_load(what: &str, summary: &LoadSummary, took: Duration, counts: &BTreeMap<String, u64>) {
     let total_rows: u64 = counts.values().sum();
     println!(
-        "synthetic report: {n} customers, {total_rows} rows, built in {:.2?}",
-        started.elapsed()
-    );
-
-    let url = fresh_db(&server, "segpipe_bench_load")?;
-    let target = Target::Postgres(DatabaseUrl::new(url));
-    // Warm-up load (creates the schema), then the measured replace of a full set.
-    load(&report, &target, &LoadOpts::default())?;
-    let started = Instant::now();
-    let summary = load(&report, &target, &LoadOpts::default())?;
-    let load_time = started.elapsed();
-    println!(
-        "\nsegpipe::load (replacing a full set), total {:.2}s, {:.0} rows/s",
-        load_time.as_secs_f64(),
-        total_rows as f64 / load_time.as_secs_f64()
+        "\n{what}: total {:.2}s, {:.0} rows/s",
+        took.as_secs_f64(),
+        total_rows as f64 / took.as_secs_f64()
     );
     for (step, d) in &summary.timings {
         match counts.get(step) {
@@ -303,10 +293,79 @@ fn main() -> Res<()> {
             None => println!("  {step:<28} {:>15} {:>7.2}s", "", d.as_secs_f64()),
         }
     }
-    admin(
-        &server,
-        "DROP DATABASE IF EXISTS segpipe_bench_load WITH (FORCE)",
-    )?;
+}
+
+fn timed_load(report: &Report, target: &Target, opts: &LoadOpts) -> Res<(LoadSummary, Duration)> {
+    let started = Instant::now();
+    let summary = load(report, target, opts)?;
+    Ok((summary, started.elapsed()))
+}
+
+fn main() -> Res<()> {
+    let n: u32 = std::env::var("BENCH_CUSTOMERS")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let baseline = std::env::var("BENCH_BASELINE").map_or(true, |v| v != "0");
+    let server = std::env::var("SEGPIPE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let started = Instant::now();
+    let report = synthetic(n);
+    let counts = report.row_counts();
+    let total_rows: u64 = counts.values().sum();
+    println!(
+        "synthetic report: {n} customers, {total_rows} rows, built in {:.2?}",
+        started.elapsed()
+    );
+
+    if only != "postgres" {
+        let dir = tempfile::tempdir()?;
+        let target = Target::Sqlite(dir.path().join("segpipe.db"));
+        let (summary, took) = timed_load(&report, &target, &LoadOpts::default())?;
+        print_load("SQLite, fresh file", &summary, took, &counts);
+        let (summary, took) = timed_load(&report, &target, &LoadOpts::default())?;
+        print_load("SQLite, replacing a full set", &summary, took, &counts);
+        let size = std::fs::metadata(dir.path().join("segpipe.db"))?.len();
+        println!("  file size {:.0} MiB", size as f64 / 1048576.0);
+    }
+    if only == "sqlite" {
+        return Ok(());
+    }
+
+    let mut swap_time = Duration::ZERO;
+    for mode in [LoadMode::Swap, LoadMode::InPlace] {
+        let url = fresh_db(&server, "segpipe_bench_load")?;
+        let target = Target::Postgres(DatabaseUrl::new(url));
+        let opts = LoadOpts {
+            mode,
+            ..LoadOpts::default()
+        };
+        // Warm-up load (creates the schema), then the measured replace of a full set.
+        load(&report, &target, &opts)?;
+        let (summary, took) = timed_load(&report, &target, &opts)?;
+        print_load(
+            &format!(
+                "PostgreSQL --load-mode {} (replacing a full set)",
+                mode.as_str()
+            ),
+            &summary,
+            took,
+            &counts,
+        );
+        if mode == LoadMode::Swap {
+            swap_time = took;
+        }
+        admin(
+            &server,
+            "DROP DATABASE IF EXISTS segpipe_bench_load WITH (FORCE)",
+        )?;
+    }
+    if !baseline {
+        return Ok(());
+    }
+    let load_time = swap_time;
 
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
@@ -334,7 +393,7 @@ fn main() -> Res<()> {
             );
         }
         println!(
-            "  ratio load / bare COPY ({what}): {:.2}",
+            "  ratio swap load / bare COPY ({what}): {:.2}",
             load_time.as_secs_f64() / bare.as_secs_f64()
         );
     }

@@ -199,6 +199,12 @@ pub struct LoadArgs {
     /// Print the results as one JSON document on stdout
     #[arg(long)]
     pub json: bool,
+    /// How PostgreSQL replaces the tables: `swap` (fastest; drops and
+    /// re-creates them, grants carried over, refuses when a view depends on
+    /// them) or `in-place` (keeps the tables, so views, grants and snapshot
+    /// readers keep working). Default: swap; SQLite treats both alike
+    #[arg(long, value_name = "MODE", value_parser = ["swap", "in-place"])]
+    pub load_mode: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +225,12 @@ pub struct RunArgs {
     /// postgres://… or sqlite://PATH (default: sqlite://segpipe.db)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// How PostgreSQL replaces the tables: `swap` (fastest; drops and
+    /// re-creates them, grants carried over, refuses when a view depends on
+    /// them) or `in-place` (keeps the tables, so views, grants and snapshot
+    /// readers keep working). Default: swap; SQLite treats both alike
+    #[arg(long, value_name = "MODE", value_parser = ["swap", "in-place"])]
+    pub load_mode: Option<String>,
     /// Also write every stage's checkpoint files under DIR
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,

@@ -176,6 +176,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
         Command::Load(a) => {
             path_flag(&mut o, "run.load_input", a.input.as_ref());
             flag(&mut o, "database_url", a.database_url.clone());
+            flag(&mut o, "load.mode", a.load_mode.clone());
         }
         Command::Run(a) => {
             // `--customers 5000` generates; `--customers crm.csv` reads a file.
@@ -195,6 +196,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             flag(&mut o, "transform.k", a.k.clone());
             upstream(&mut o, &a.upstream);
             flag(&mut o, "database_url", a.database_url.clone());
+            flag(&mut o, "load.mode", a.load_mode.clone());
             path_flag(&mut o, "run.checkpoint_dir", a.checkpoint_dir.as_ref());
             flag(&mut o, "run.report", a.report.clone());
             model_flags(&mut o, &a.model);
@@ -317,7 +319,7 @@ fn load_cmd(s: &Settings, json: bool) -> Result<(), Error> {
     let report = checkpoint::read_report(&s.run.load_input)?;
     let target = Target::parse(&s.database_url)?;
     crate::quality_gate::check(&report, &crate::opts::quality_gates(s))?;
-    let summary = load::load(&report, &target, &load_opts())?;
+    let summary = load::load(&report, &target, &load_opts(s))?;
     let rows: u64 = summary.rows.values().sum();
     if json {
         return out(&summary::to_json(&serde_json::json!({

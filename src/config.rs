@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::load::LoadMode;
 use crate::model::Method;
 use crate::secret::DatabaseUrl;
 use crate::transform::KChoice;
@@ -62,6 +63,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub extract: ExtractSettings,
     pub transform: TransformSettings,
+    pub load: LoadSettings,
     pub run: RunSettings,
     pub quality: QualitySettings,
 }
@@ -86,6 +88,27 @@ impl Default for QualitySettings {
             max_rejected_rows: g.max_rejected_rows,
             max_unparseable_dates: g.max_unparseable_dates,
             max_no_purchases: g.max_no_purchases,
+        }
+    }
+}
+
+/// `[load]`: how the PostgreSQL sink replaces the report tables (DESIGN §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSettings {
+    /// `swap` (default, fastest) or `in-place` (keeps views, grants and
+    /// snapshot readers working). SQLite treats both alike.
+    pub mode: LoadMode,
+    /// Longest wait for readers' locks on the report tables before the
+    /// load gives up with an error (PostgreSQL).
+    pub lock_timeout_ms: u64,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        LoadSettings {
+            mode: LoadMode::default(),
+            lock_timeout_ms: crate::load::DEFAULT_LOCK_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -203,6 +226,7 @@ impl Default for Settings {
             api: ApiSettings::default(),
             extract: ExtractSettings::default(),
             transform: TransformSettings::default(),
+            load: LoadSettings::default(),
             run: RunSettings::default(),
             quality: QualitySettings::default(),
         }
@@ -406,6 +430,7 @@ impl Settings {
             ("extract.workers", self.extract.workers as u64),
             ("extract.max_attempts", u64::from(self.extract.max_attempts)),
             ("extract.batch_deadline_ms", self.extract.batch_deadline_ms),
+            ("load.lock_timeout_ms", self.load.lock_timeout_ms),
             ("api.max_mobiles", self.api.max_mobiles as u64),
             ("transform.restarts", u64::from(self.transform.restarts)),
             ("transform.max_iter", u64::from(self.transform.max_iter)),
@@ -681,6 +706,8 @@ const ENV_KEYS: &[&str] = &[
     "transform.model",
     "transform.previous_model",
     "transform.holdout_from",
+    "load.mode",
+    "load.lock_timeout_ms",
     "run.load_input",
     "quality.max_rejected_rows",
     "quality.max_unparseable_dates",
@@ -801,6 +828,38 @@ mod tests {
             "{}",
             crate::error::chain(&err)
         );
+    }
+
+    #[test]
+    fn load_mode_and_lock_timeout_from_file_env_and_flag() {
+        let s = load(
+            Some("[load]\nmode = \"in-place\"\nlock_timeout_ms = 500\n"),
+            vec![],
+            &[],
+        )
+        .expect("file");
+        assert_eq!(
+            (s.load.mode, s.load.lock_timeout_ms),
+            (LoadMode::InPlace, 500)
+        );
+        let s = load(None, vec![], &[("SEGPIPE_LOAD_MODE", "in-place")]).expect("env");
+        assert_eq!(s.load.mode, LoadMode::InPlace);
+        let s = load(
+            None,
+            vec![("load.mode", "swap".into())],
+            &[("SEGPIPE_LOAD_MODE", "in-place")],
+        )
+        .expect("flag");
+        assert_eq!(s.load.mode, LoadMode::Swap);
+        assert_eq!(Settings::default().load.lock_timeout_ms, 60_000);
+        let err = load(Some("[load]\nmode = \"sideways\"\n"), vec![], &[]).expect_err("bad");
+        let chain = crate::error::chain(&err);
+        assert!(
+            chain.contains("sideways") || chain.contains("mode"),
+            "{chain}"
+        );
+        let err = load(None, vec![], &[("SEGPIPE_LOAD_LOCK_TIMEOUT_MS", "0")]).expect_err("zero");
+        assert!(err.to_string().contains("load.lock_timeout_ms"), "{err}");
     }
 
     #[test]

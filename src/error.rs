@@ -74,6 +74,8 @@ impl Error {
                 | load::Error::Copy { .. }
                 | load::Error::Value { .. }
                 | load::Error::Injected { .. }
+                | load::Error::DependentView { .. }
+                | load::Error::LockTimeout { .. }
                 | load::Error::Record(_)
                 | load::Error::Commit(_)
                 | load::Error::Dir { .. }

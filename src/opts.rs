@@ -96,10 +96,14 @@ pub fn run_id(at: DateTime<Utc>, seed: u64) -> String {
     format!("{}-{:08x}", at.format("%Y%m%dT%H%M%SZ"), salt as u32)
 }
 
-/// Load options of the subcommands: none beyond the target today (the
-/// failure hook in [`LoadOpts`] is set by tests calling the library only).
-pub fn load_opts() -> LoadOpts {
-    LoadOpts::default()
+/// Load options of the subcommands (the failure hook in [`LoadOpts`] is
+/// set by tests calling the library only).
+pub fn load_opts(s: &Settings) -> LoadOpts {
+    LoadOpts {
+        mode: s.load.mode,
+        lock_timeout: Duration::from_millis(s.load.lock_timeout_ms),
+        ..LoadOpts::default()
+    }
 }
 
 /// The data-quality gates checked before a load.

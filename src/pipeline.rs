@@ -169,7 +169,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     // load
     let t = Instant::now();
     let spin = crate::progress::spinner("load");
-    let loaded = load::load(&report, &target, &load_opts());
+    let loaded = load::load(&report, &target, &load_opts(s));
     spin.finish_and_clear();
     let loaded = loaded?;
     stages.push(StageTiming {

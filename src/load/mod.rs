@@ -6,6 +6,12 @@
 //! within one transaction) and `sqlite` (one `BEGIN IMMEDIATE` transaction);
 //! `schema` runs the embedded migrations for both. Callers are synchronous:
 //! the PostgreSQL path builds its own tokio runtime.
+//!
+//! Two modes ([`LoadMode`], DESIGN §5) decide how PostgreSQL replaces the
+//! rows: `swap` (default, fastest) builds fresh tables and swaps them in;
+//! `in-place` deletes and re-copies the rows of the live tables so views,
+//! grants and snapshot readers keep working. SQLite has one way (one write
+//! transaction over the live tables) and treats both modes alike.
 
 mod numeric;
 mod postgres;
@@ -15,6 +21,8 @@ mod sqlite;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::Report;
 use crate::secret::DatabaseUrl;
@@ -52,13 +60,58 @@ impl Target {
     }
 }
 
+/// How PostgreSQL replaces the report tables (`--load-mode`, `[load] mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadMode {
+    /// Build fresh tables, then swap them in under a short exclusive lock,
+    /// carrying over the old tables' GRANTs. Fastest. A view on a report
+    /// table stops it (dropping the table would drop the view), and a
+    /// REPEATABLE READ reader whose snapshot predates the swap sees the new
+    /// tables empty.
+    #[default]
+    Swap,
+    /// Delete the live tables' rows and copy the new ones in: views,
+    /// grants, indexes and readers holding an older snapshot keep working,
+    /// and readers are never blocked. Slower: keys and foreign keys are
+    /// checked row by row.
+    InPlace,
+}
+
+impl LoadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadMode::Swap => "swap",
+            LoadMode::InPlace => "in-place",
+        }
+    }
+}
+
+/// The default bound on waiting for readers' locks on the report tables.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Load options beyond the target.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LoadOpts {
+    pub mode: LoadMode,
+    /// Longest the PostgreSQL load waits for locks on the report tables
+    /// (readers, other sessions' DDL) before giving up. Waiting for another
+    /// segpipe load (the advisory lock) is not bounded: loads serialize.
+    pub lock_timeout: Duration,
     /// Test seam, set only by tests calling [`load`] directly (never from
     /// configuration or the environment): fail after writing this table,
     /// inside the transaction.
     pub fail_after_table: Option<String>,
+}
+
+impl Default for LoadOpts {
+    fn default() -> Self {
+        LoadOpts {
+            mode: LoadMode::default(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            fail_after_table: None,
+        }
+    }
 }
 
 /// What a load wrote.
@@ -131,6 +184,20 @@ pub enum Error {
         row: usize,
         reason: String,
     },
+    #[error(
+        "{views}: `--load-mode swap` replaces the report tables and would have to drop the view; \
+         load with `--load-mode in-place` (config `[load] mode = \"in-place\"`) to keep views"
+    )]
+    DependentView {
+        /// Each view and the table it reads, e.g. "view `v` reads `t`".
+        views: String,
+    },
+    #[error(
+        "gave up after waiting {waited_ms} ms for a lock on the report tables to {step} \
+         (a reader or another session holds it); retry later or raise `[load] lock_timeout_ms` \
+         (SEGPIPE_LOAD_LOCK_TIMEOUT_MS)"
+    )]
+    LockTimeout { step: String, waited_ms: u64 },
     #[error("load failed on purpose after writing `{table}` (fail_after_table)")]
     Injected { table: String },
     #[error("cannot record the run in `pipeline_runs`")]
@@ -239,6 +306,7 @@ mod tests {
     fn injected_fires_only_for_its_table() {
         let opts = LoadOpts {
             fail_after_table: Some("customer_segments".to_owned()),
+            ..LoadOpts::default()
         };
         assert!(injected(&opts, "segment_metrics").is_ok());
         assert!(matches!(

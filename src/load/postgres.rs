@@ -1,32 +1,38 @@
-//! The PostgreSQL sink: one connection, one transaction.
+//! The PostgreSQL sink: one connection, one transaction, two modes.
 //!
 //! 1. `pg_advisory_xact_lock` (fixed key) so concurrent loads serialize,
-//!    then the migrations, under that lock.
-//! 2. `CREATE TABLE <t>__new (LIKE <t> …)`: fresh tables with the live
-//!    tables' columns, CHECK and NOT NULL constraints, but no keys.
-//! 3. Binary COPY of every table into the key-less copies: no per-row index
-//!    maintenance, which is what makes keyed COPY ~3× slower.
-//! 4. Primary keys, then foreign keys (one sort per index and one anti-join
-//!    per FK, much faster than row-at-a-time checks), `ANALYZE`.
-//! 5. Swap: `DROP` the old tables, `RENAME` the new ones and their key
-//!    constraints to the canonical names, append to `pipeline_runs`, commit.
+//!    then the migrations, under that lock. Every later lock wait is bounded
+//!    by `lock_timeout` (`[load] lock_timeout_ms`).
+//! 2. `swap` (default): `CREATE TABLE <t>__new (LIKE <t> …)` (columns, CHECK
+//!    and NOT NULL, no keys); binary COPY into them (no per-row index
+//!    maintenance, which makes keyed COPY ~3× slower); primary keys, then
+//!    foreign keys (one sort per index, one anti-join per FK), `ANALYZE`;
+//!    then lock the live tables (fixed order, bounded waits, see
+//!    `lock_tables`), re-issue their GRANTs on the new ones, `DROP` the old
+//!    set and `RENAME` the new tables and their keys into place. A view on a
+//!    report table stops it with an error naming the view.
+//! 3. `in-place`: lock the live tables in ROW EXCLUSIVE mode (same order),
+//!    `DELETE` their rows (children first), binary COPY the new rows in
+//!    (parents first) with keys checked as they arrive.
+//! 4. Append to `pipeline_runs`, commit.
 //!
-//! Readers keep reading the old tables until the commit and then see the
-//! new set; DDL is transactional, so a failure or a killed process at any
-//! point rolls everything back and leaves no `__new` tables behind.
+//! Readers see the old set until the commit and then the new one; DDL is
+//! transactional, so a failure or a killed process at any point rolls
+//! everything back and leaves no `__new` tables behind.
 //! Not owned here: what the tables look like (migrations/postgres, and the
 //! declarations in `report_tables` that the COPY and the keys follow).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use futures_util::pin_mut;
 use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Transaction};
 
 use super::numeric::Cents;
-use super::{Error, LoadOpts, LoadSummary, injected, schema};
+use super::{Error, LoadMode, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, YearMonth};
 use crate::report_tables::{HISTORY, TABLES};
 use crate::secret::DatabaseUrl;
@@ -111,11 +117,36 @@ async fn load_async(
             tracing::warn!(message = "PostgreSQL connection ended with an error.", error = %e);
         }
     });
-    let result = replace_tables(&mut client, report, opts).await;
+    let result = replace_tables(&mut client, report, opts)
+        .await
+        .map_err(|e| lock_timeout_of(e, opts));
     drop(client);
     // The driver ends once the client is gone; its own errors were logged.
     let _ = driver.await;
     result
+}
+
+/// A statement that waited `lock_timeout` out fails with SQLSTATE 55P03;
+/// say which wait ran out and which setting bounds it.
+fn lock_timeout_of(err: Error, opts: &LoadOpts) -> Error {
+    let step = match &err {
+        Error::Ddl { step, source } | Error::MigratePostgres { step, source }
+            if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+        {
+            step.clone()
+        }
+        Error::Copy { table, source } if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            format!("copy into `{table}`")
+        }
+        Error::Record(source) if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            "record the run".to_owned()
+        }
+        _ => return err,
+    };
+    Error::LockTimeout {
+        step,
+        waited_ms: opts.lock_timeout.as_millis() as u64,
+    }
 }
 
 async fn replace_tables(
@@ -125,31 +156,64 @@ async fn replace_tables(
 ) -> Result<LoadSummary, Error> {
     let tx = client.transaction().await.map_err(Error::Lock)?;
     // Lock before anything else, migrations included: two first-time loads
-    // would otherwise both try to create the schema.
+    // would otherwise both try to create the schema. Not bounded by
+    // `lock_timeout`: a second load waits for the first to finish.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
         .map_err(Error::Lock)?;
+    // From here on every lock wait (migration DDL, row locks of in-place
+    // deletes) is bounded; a wait that runs out surfaces as LockTimeout.
+    set_lock_timeout(&tx, opts.lock_timeout).await?;
     schema::migrate_postgres(&tx).await?;
+
+    let mut timings = Vec::new();
+    match opts.mode {
+        LoadMode::Swap => swap(&tx, report, opts, &mut timings).await?,
+        LoadMode::InPlace => in_place(&tx, report, opts, &mut timings).await?,
+    }
+    let started = Instant::now();
+    write_history(&tx, report).await?;
+    record_run(&tx, report).await?;
+    timings.push(("record run".to_owned(), started.elapsed()));
+    let started = Instant::now();
+    tx.commit().await.map_err(Error::Commit)?;
+    timings.push(("commit".to_owned(), started.elapsed()));
+    Ok(LoadSummary {
+        destination: String::new(),
+        rows: report.row_counts(),
+        timings,
+    })
+}
+
+/// `--load-mode swap`: COPY into fresh key-less `<t>__new` tables, add the
+/// keys, then lock the live tables, carry their GRANTs over, drop them and
+/// rename the new ones into place.
+async fn swap(
+    tx: &Transaction<'_>,
+    report: &Report,
+    opts: &LoadOpts,
+    timings: &mut Vec<(String, Duration)>,
+) -> Result<(), Error> {
+    // Fail before the long COPY rather than after it.
+    refuse_dependent_views(tx).await?;
     // Index builds after the COPY sort whole tables; give them memory.
     ddl(
-        &tx,
+        tx,
         "set maintenance_work_mem",
         "SET LOCAL maintenance_work_mem = '512MB'",
     )
     .await?;
-
-    let mut timings = Vec::new();
     for table in TABLES {
         let name = table.name;
         let sql = format!(
             "DROP TABLE IF EXISTS {name}__new; \
              CREATE TABLE {name}__new (LIKE {name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         );
-        ddl(&tx, &format!("create `{name}__new`"), &sql).await?;
+        ddl(tx, &format!("create `{name}__new`"), &sql).await?;
     }
     for table in TABLES {
         let started = Instant::now();
-        let rows = copy_table(&tx, report, table).await?;
+        let rows = copy_table(tx, report, table, &format!("{}__new", table.name)).await?;
         timings.push((table.name.to_owned(), started.elapsed()));
         tracing::debug!(
             message = "Copied table.",
@@ -167,7 +231,7 @@ async fn replace_tables(
             "ALTER TABLE {name}__new ADD CONSTRAINT {name}__new_pkey PRIMARY KEY ({})",
             table.key.join(", ")
         );
-        ddl(&tx, &format!("add the primary key of `{name}`"), &sql).await?;
+        ddl(tx, &format!("add the primary key of `{name}`"), &sql).await?;
     }
     timings.push(("primary keys".to_owned(), started.elapsed()));
     let started = Instant::now();
@@ -182,7 +246,7 @@ async fn replace_tables(
                  FOREIGN KEY ({}) REFERENCES {}__new ({parent})",
                 table.name, fk.column, fk.parent
             );
-            ddl(&tx, &format!("add foreign key `{fk_name}`"), &sql).await?;
+            ddl(tx, &format!("add foreign key `{fk_name}`"), &sql).await?;
         }
     }
     timings.push(("foreign keys".to_owned(), started.elapsed()));
@@ -194,13 +258,24 @@ async fn replace_tables(
         "ANALYZE {}",
         TABLES.map(|t| format!("{}__new", t.name)).join(", ")
     );
-    ddl(&tx, "analyze the new tables", &analyze).await?;
+    ddl(tx, "analyze the new tables", &analyze).await?;
     timings.push(("analyze".to_owned(), started.elapsed()));
 
     let started = Instant::now();
+    // Everything above left the live tables readable. Now lock them all,
+    // in one fixed order and with bounded waits (see `lock_tables`), so the
+    // DROP below never waits while holding part of the set.
+    lock_tables(tx, "ACCESS EXCLUSIVE", opts.lock_timeout, "swap them").await?;
+    timings.push(("lock".to_owned(), started.elapsed()));
+    let started = Instant::now();
+    // Under the lock no new view can appear; one created during the COPY
+    // is caught here instead of by a DROP error.
+    refuse_dependent_views(tx).await?;
+    for table in TABLES {
+        carry_grants(tx, table.name).await?;
+    }
     // One statement drops the old set, so the FKs between old tables go too;
-    // no CASCADE: a user's view on a report table makes the load fail loudly
-    // instead of silently dropping the view.
+    // no CASCADE: a user's view on a report table would silently go with it.
     let mut swap = format!("DROP TABLE {};", TABLES.map(|t| t.name).join(", "));
     for table in TABLES.map(|t| t.name) {
         swap.push_str(&format!(
@@ -208,18 +283,193 @@ async fn replace_tables(
               ALTER TABLE {table} RENAME CONSTRAINT {table}__new_pkey TO {table}_pkey;"
         ));
     }
-    ddl(&tx, "swap in the new tables", &swap).await?;
-    write_history(&tx, report).await?;
-    record_run(&tx, report).await?;
+    ddl(tx, "swap in the new tables", &swap).await?;
     timings.push(("swap".to_owned(), started.elapsed()));
+    Ok(())
+}
+
+/// `--load-mode in-place`: delete the live tables' rows (children first)
+/// and COPY the new ones in (parents first), keys and foreign keys checked
+/// as rows arrive. The tables themselves stay, so views and grants stay;
+/// DELETE is MVCC, so a reader with an older snapshot still sees the old
+/// rows, and its ROW EXCLUSIVE lock never blocks readers.
+async fn in_place(
+    tx: &Transaction<'_>,
+    report: &Report,
+    opts: &LoadOpts,
+    timings: &mut Vec<(String, Duration)>,
+) -> Result<(), Error> {
     let started = Instant::now();
-    tx.commit().await.map_err(Error::Commit)?;
-    timings.push(("commit".to_owned(), started.elapsed()));
-    Ok(LoadSummary {
-        destination: String::new(),
-        rows: report.row_counts(),
-        timings,
-    })
+    // Only writers' and DDL's locks conflict with this one; the fixed order
+    // and bounded waits are the same as swap's.
+    lock_tables(tx, "ROW EXCLUSIVE", opts.lock_timeout, "replace their rows").await?;
+    timings.push(("lock".to_owned(), started.elapsed()));
+    let started = Instant::now();
+    for table in TABLES.iter().rev() {
+        let name = table.name;
+        ddl(
+            tx,
+            &format!("delete the rows of `{name}`"),
+            &format!("DELETE FROM {name}"),
+        )
+        .await?;
+    }
+    timings.push(("delete".to_owned(), started.elapsed()));
+    for table in TABLES {
+        let started = Instant::now();
+        copy_table(tx, report, table, table.name).await?;
+        timings.push((table.name.to_owned(), started.elapsed()));
+        injected(opts, table.name)?;
+    }
+    Ok(())
+}
+
+/// `SET LOCAL lock_timeout` to `timeout` (at least 1 ms: 0 would mean
+/// "wait forever").
+async fn set_lock_timeout(tx: &Transaction<'_>, timeout: Duration) -> Result<(), Error> {
+    let ms = timeout.as_millis().max(1);
+    ddl(
+        tx,
+        "set lock_timeout",
+        &format!("SET LOCAL lock_timeout = {ms}"),
+    )
+    .await
+}
+
+/// Lock every report table in `mode`, in `TABLES` order, within `timeout`.
+///
+/// A reader may hold one table and then ask for another. Waiting for the
+/// second table while holding the first would deadlock with such a reader
+/// (each waits for the other), and PostgreSQL would kill one of the two.
+/// So each attempt waits at most half the server's `deadlock_timeout`
+/// (before the deadlock detector runs) and, when it runs out, gives back
+/// what it took (ROLLBACK TO SAVEPOINT) so the reader can finish, then
+/// tries again, queued behind that reader, until `timeout` is spent.
+async fn lock_tables(
+    tx: &Transaction<'_>,
+    mode: &str,
+    timeout: Duration,
+    step: &str,
+) -> Result<(), Error> {
+    let failed = |source| Error::Ddl {
+        step: format!("lock the report tables to {step}"),
+        source,
+    };
+    let deadlock_ms: i64 = tx
+        .query_one(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'deadlock_timeout'",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    let slice = Duration::from_millis(u64::try_from(deadlock_ms / 2).unwrap_or(0).max(10));
+    let names = TABLES.map(|t| t.name).join(", ");
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::LockTimeout {
+                step: step.to_owned(),
+                waited_ms: timeout.as_millis() as u64,
+            });
+        }
+        let attempt = format!(
+            "SAVEPOINT segpipe_lock; SET LOCAL lock_timeout = {}; LOCK TABLE {names} IN {mode} MODE",
+            left.min(slice).as_millis().max(1)
+        );
+        match tx.batch_execute(&attempt).await {
+            Ok(()) => break,
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(&SqlState::LOCK_NOT_AVAILABLE | &SqlState::T_R_DEADLOCK_DETECTED)
+                ) =>
+            {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT segpipe_lock")
+                    .await
+                    .map_err(failed)?;
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    tx.batch_execute("RELEASE SAVEPOINT segpipe_lock")
+        .await
+        .map_err(failed)?;
+    set_lock_timeout(tx, timeout).await
+}
+
+/// Views (and materialized views) reading any report table: swap would
+/// have to drop them.
+async fn refuse_dependent_views(tx: &Transaction<'_>) -> Result<(), Error> {
+    let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    let rows = tx
+        .query(
+            "SELECT DISTINCT v.oid::regclass::text, t.relname::text \
+             FROM pg_depend d \
+             JOIN pg_rewrite r ON r.oid = d.objid \
+             JOIN pg_class v ON v.oid = r.ev_class \
+             JOIN pg_class t ON t.oid = d.refobjid \
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
+               AND d.refobjid = ANY($1::text[]::regclass[]) AND v.oid <> t.oid \
+             ORDER BY 1, 2",
+            &[&names],
+        )
+        .await
+        .map_err(|source| Error::Ddl {
+            step: "look for views on the report tables".to_owned(),
+            source,
+        })?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let views = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "view `{}` reads `{}`",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::DependentView { views })
+}
+
+/// Re-issue on `<table>__new` every GRANT the live `<table>` holds, table-
+/// and column-level (from `pg_class.relacl` / `pg_attribute.attacl`). The
+/// owner's own entries are left out: the new table's owner has them.
+async fn carry_grants(tx: &Transaction<'_>, table: &str) -> Result<(), Error> {
+    let failed = |source| Error::Ddl {
+        step: format!("carry the grants of `{table}` over"),
+        source,
+    };
+    let new = format!("{table}__new");
+    let grants = tx
+        .query(
+            "SELECT format('GRANT %s ON %I TO %s%s', a.privilege_type, $2::text, \
+                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+                 CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+             FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a \
+             WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner \
+             UNION ALL \
+             SELECT format('GRANT %s (%I) ON %I TO %s%s', a.privilege_type, att.attname, $2::text, \
+                 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+                 CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+             FROM pg_class c \
+             JOIN pg_attribute att ON att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped \
+             CROSS JOIN LATERAL aclexplode(att.attacl) a \
+             WHERE c.oid = $1::text::regclass AND a.grantee <> c.relowner",
+            &[&table, &new],
+        )
+        .await
+        .map_err(failed)?;
+    for grant in grants {
+        let sql: String = grant.get(0);
+        tx.batch_execute(&sql).await.map_err(failed)?;
+    }
+    Ok(())
 }
 
 async fn ddl(tx: &Transaction<'_>, step: &str, sql: &str) -> Result<(), Error> {
@@ -395,8 +645,14 @@ fn pg_type(kind: Kind) -> Type {
     }
 }
 
-/// COPY one table's rows from `report` into `<table>__new`.
-async fn copy_table(tx: &Transaction<'_>, report: &Report, table: &Table) -> Result<u64, Error> {
+/// COPY one table's rows from `report` into `into` (the table or its
+/// `__new` copy).
+async fn copy_table(
+    tx: &Transaction<'_>,
+    report: &Report,
+    table: &Table,
+    into: &str,
+) -> Result<u64, Error> {
     let name = table.name;
     let copy_err = |source| Error::Copy {
         table: name,
@@ -405,7 +661,7 @@ async fn copy_table(tx: &Transaction<'_>, report: &Report, table: &Table) -> Res
     let columns: Vec<&str> = table.column_names().collect();
     let types: Vec<Type> = table.columns.iter().map(|c| pg_type(c.kind)).collect();
     let sql = format!(
-        "COPY {name}__new ({}) FROM STDIN (FORMAT binary)",
+        "COPY {into} ({}) FROM STDIN (FORMAT binary)",
         columns.join(", ")
     );
     let sink = tx.copy_in(&sql).await.map_err(copy_err)?;

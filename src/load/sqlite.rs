@@ -2,23 +2,42 @@
 //!
 //! `BEGIN IMMEDIATE` takes the database's write lock up front, so it is both
 //! the load lock (a second loader waits in the busy handler) and the
-//! migration lock. Inside it: migrate, delete the old rows (children first),
-//! insert the new ones with prepared statements (parents first, foreign keys
-//! on), append to `pipeline_runs`, commit. In WAL mode readers keep their
-//! snapshot of the old set until the commit. Money is REAL rounded to cents
-//! and dates are ISO text (see migrations/sqlite).
+//! migration lock. Inside it: migrate, delete the old rows, insert the new
+//! ones with prepared statements (parents first), append to
+//! `pipeline_runs`, commit. In WAL mode readers keep their snapshot of the
+//! old set until the commit. Money is REAL rounded to cents and dates are
+//! ISO text (see migrations/sqlite). Both load modes behave alike here:
+//! the tables are never dropped, so views and snapshot readers keep
+//! working either way, and SQLite has no GRANTs.
+//!
+//! What makes it fast (issue 12: 1M customers, ~13M rows):
+//! - Rows go in primary-key order (`plan`): the report holds each
+//!   customer's rows together but customers in input order, and inserting
+//!   those into WITHOUT ROWID B-trees lands every row on a random page.
+//!   In key order every insert appends at the right edge.
+//! - Foreign keys are checked in memory against the parent's keys
+//!   (`plan`), not by SQLite, for this connection only: SQLite would look
+//!   the parent up once per row, and a table involved in a foreign key
+//!   cannot use DELETE's truncate optimization (row-by-row delete instead).
+//!   The schema keeps its REFERENCES for every other writer.
+//! - 64-row INSERT statements (one bind/step/reset per 64 rows), no
+//!   String per date or month cell, a larger page cache.
+//!
+//! `benches/load.rs`, 1M customers (15M rows), 2-core machine under load:
+//! 168 s → 26 s into a fresh file, 116 s → 21 s replacing a full set.
 
+use std::cmp::Ordering;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rusqlite::types::{ToSqlOutput, Value as SqlOwned, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 
 use super::{Error, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, round2};
 use crate::report_tables::{HISTORY, TABLES};
-use crate::table::{Cell, Column, Table, check};
+use crate::table::{Cell, Column, ForeignKey, Table, check};
 
 /// How long a second loader waits for the first before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -85,24 +104,37 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
     enable_wal(&conn).map_err(fail("enable WAL"))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(fail("set synchronous"))?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(fail("enable foreign keys"))?;
+    // Checked in `plan` instead (see the module doc). A connection-level
+    // setting that SQLite ignores inside a transaction: set it first.
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(fail("disable per-row foreign key checks"))?;
+    // 64 MiB of page cache (the default is 2 MiB) and in-memory temp
+    // B-trees; both last only as long as this connection.
+    conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(fail("set cache_size"))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(fail("set temp_store"))?;
+
+    let mut timings = Vec::new();
+    // Sorting and checking need no lock: do them before taking it.
+    let started = Instant::now();
+    let plans = plan(report)?;
+    timings.push(("sort and check keys".to_owned(), started.elapsed()));
 
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fail("begin"))?;
     schema::migrate_sqlite(&tx)?;
 
-    let mut timings = Vec::new();
     let started = Instant::now();
     for table in TABLES.iter().rev() {
         tx.execute(&format!("DELETE FROM {}", table.name), [])
             .map_err(fail(&format!("clear `{}`", table.name)))?;
     }
     timings.push(("delete".to_owned(), started.elapsed()));
-    for table in TABLES {
+    for (table, plan) in TABLES.iter().zip(&plans) {
         let started = Instant::now();
-        insert_table(&tx, report, table).map_err(|e| match e {
+        insert_table(&tx, report, table, plan.order.as_deref()).map_err(|e| match e {
             Failure::Value(e) => e,
             Failure::Sqlite(source) => Error::Sqlite {
                 path: path.to_owned(),
@@ -121,7 +153,7 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
             [&report.model.run_id],
         )
         .map_err(fail(&format!("clear this run from `{}`", table.name)))?;
-        insert_table(&tx, report, table).map_err(|e| match e {
+        insert_table(&tx, report, table, None).map_err(|e| match e {
             Failure::Value(e) => e,
             Failure::Sqlite(source) => Error::Sqlite {
                 path: path.to_owned(),
@@ -159,57 +191,111 @@ impl From<Error> for Failure {
 }
 
 /// A cell converted for its STRICT column, checked first. Money is rounded
-/// to cents, dates are ISO text.
+/// to cents, dates are ISO text written into the value itself (no String
+/// per cell for the usual four-digit years).
 #[derive(Debug)]
-struct SqlValue<'a>(ToSqlOutput<'a>);
+enum SqlValue<'a> {
+    Ref(ValueRef<'a>),
+    /// `YYYY-MM-DD` or `YYYY-MM`.
+    Short([u8; 10], usize),
+    Owned(String),
+}
 
 impl<'a> SqlValue<'a> {
     fn new(column: &Column, cell: Cell<'a>) -> Result<SqlValue<'a>, String> {
         check(column, &cell)?;
-        Ok(SqlValue(match cell {
-            Cell::Null | Cell::Dangling { .. } => ToSqlOutput::Borrowed(ValueRef::Null),
-            Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Cell::Int(n) => ToSqlOutput::Owned(SqlOwned::Integer(n)),
-            Cell::Float(x) if column.kind.is_money() => {
-                ToSqlOutput::Owned(SqlOwned::Real(round2(x)))
+        Ok(match cell {
+            Cell::Null | Cell::Dangling { .. } => SqlValue::Ref(ValueRef::Null),
+            Cell::Text(s) => SqlValue::Ref(ValueRef::Text(s.as_bytes())),
+            Cell::Int(n) => SqlValue::Ref(ValueRef::Integer(n)),
+            Cell::Float(x) if column.kind.is_money() => SqlValue::Ref(ValueRef::Real(round2(x))),
+            Cell::Float(x) => SqlValue::Ref(ValueRef::Real(x)),
+            Cell::Date(d) => {
+                use chrono::Datelike;
+                match iso(d.year(), d.month(), Some(d.day())) {
+                    Some((buf, len)) => SqlValue::Short(buf, len),
+                    None => SqlValue::Owned(d.format("%Y-%m-%d").to_string()),
+                }
             }
-            Cell::Float(x) => ToSqlOutput::Owned(SqlOwned::Real(x)),
-            Cell::Date(d) => ToSqlOutput::Owned(SqlOwned::Text(d.format("%Y-%m-%d").to_string())),
-            Cell::Month(m) => ToSqlOutput::Owned(SqlOwned::Text(m.to_string())),
-        }))
+            Cell::Month(m) => match iso(m.year, m.month, None) {
+                Some((buf, len)) => SqlValue::Short(buf, len),
+                None => SqlValue::Owned(m.to_string()),
+            },
+        })
+    }
+}
+
+/// `YYYY-MM[-DD]` for years 0..=9999 (what `%Y-%m-%d` prints for them).
+fn iso(year: i32, month: u32, day: Option<u32>) -> Option<([u8; 10], usize)> {
+    let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
+    if month > 99 || day.is_some_and(|d| d > 99) {
+        return None;
+    }
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let mut buf = *b"0000-00-00";
+    buf[0] = digit(year / 1000);
+    buf[1] = digit(year / 100);
+    buf[2] = digit(year / 10);
+    buf[3] = digit(year);
+    buf[5] = digit(month / 10);
+    buf[6] = digit(month);
+    match day {
+        Some(d) => {
+            buf[8] = digit(d / 10);
+            buf[9] = digit(d);
+            Some((buf, 10))
+        }
+        None => Some((buf, 7)),
     }
 }
 
 impl ToSql for SqlValue<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match &self.0 {
-            ToSqlOutput::Borrowed(v) => ToSqlOutput::Borrowed(*v),
-            ToSqlOutput::Owned(v) => ToSqlOutput::Borrowed(ValueRef::from(v)),
-            other => other.to_sql()?,
-        })
+        Ok(ToSqlOutput::Borrowed(match self {
+            SqlValue::Ref(v) => *v,
+            SqlValue::Short(buf, len) => ValueRef::Text(&buf[..*len]),
+            SqlValue::Owned(s) => ValueRef::Text(s.as_bytes()),
+        }))
     }
 }
 
-/// Insert every row of `table` with one prepared statement.
+/// Rows per multi-row INSERT: one statement step per batch instead of per
+/// row cuts the per-statement overhead (bind, step, reset) that dominates
+/// narrow tables. 64 × 12 columns stays far below SQLite's 32,766 variables.
+const BATCH_ROWS: usize = 64;
+
+/// Insert every row of `table` in `order` (row indices) when given, with
+/// two prepared statements: `BATCH_ROWS` rows at a time, then one by one.
 fn insert_table(
     tx: &rusqlite::Transaction<'_>,
     report: &Report,
     table: &Table,
+    order: Option<&[u32]>,
 ) -> Result<(), Failure> {
     let columns: Vec<&str> = table.column_names().collect();
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-    let mut stmt = tx.prepare(&format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        table.name,
-        columns.join(", "),
-        placeholders.join(", ")
-    ))?;
-    let mut cells = Vec::with_capacity(columns.len());
-    let mut values = Vec::with_capacity(columns.len());
-    for row in 0..(table.len)(report) {
+    let width = columns.len();
+    let statement = |rows: usize| {
+        let one = format!("({})", vec!["?"; width].join(", "));
+        format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            table.name,
+            columns.join(", "),
+            vec![one; rows].join(", ")
+        )
+    };
+    let mut batch = tx.prepare(&statement(BATCH_ROWS))?;
+    let mut single = tx.prepare(&statement(1))?;
+    let mut cells = Vec::with_capacity(width);
+    let mut values: Vec<SqlValue<'_>> = Vec::with_capacity(width * BATCH_ROWS);
+    let n = (table.len)(report);
+    let rows: Box<dyn Iterator<Item = usize>> = match order {
+        Some(order) => Box::new(order.iter().map(|&i| i as usize)),
+        None => Box::new(0..n),
+    };
+    let mut pending = 0;
+    for row in rows {
         cells.clear();
         (table.cells)(report, row, &mut cells);
-        values.clear();
         for (column, cell) in table.columns.iter().zip(&cells) {
             values.push(SqlValue::new(column, *cell).map_err(|reason| Error::Value {
                 table: table.name,
@@ -217,9 +303,276 @@ fn insert_table(
                 reason,
             })?);
         }
-        stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+        pending += 1;
+        if pending == BATCH_ROWS {
+            execute(&mut batch, &values)?;
+            values.clear();
+            pending = 0;
+        }
+    }
+    for one in values.chunks(width) {
+        execute(&mut single, one)?;
     }
     Ok(())
+}
+
+/// Bind `values` to `stmt`'s parameters in order and run it.
+fn execute(stmt: &mut rusqlite::Statement<'_>, values: &[SqlValue<'_>]) -> rusqlite::Result<()> {
+    for (i, value) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, value)?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+// ------------------------------------------------------------ plan
+
+/// How one table goes in: its row order, and (for a parent table) its
+/// sorted distinct key values, which the children's foreign keys are
+/// checked against.
+struct Plan<'a> {
+    /// Row indices in primary-key order; `None` when already in order.
+    order: Option<Vec<u32>>,
+    keys: Vec<SortKey<'a>>,
+}
+
+/// A key cell with its first 16 bytes (or its whole value) inline, so
+/// sorting a million keys compares integers instead of chasing a pointer
+/// to each string: ~10× faster at 1M customers.
+#[derive(Clone, Copy, Debug)]
+struct SortKey<'a> {
+    prefix: u128,
+    cell: Cell<'a>,
+}
+
+impl<'a> SortKey<'a> {
+    fn new(cell: Cell<'a>) -> SortKey<'a> {
+        let prefix = match cell {
+            Cell::Text(s) => {
+                // Zero-padded big-endian: differing prefixes order as the
+                // strings do; equal ones fall back to the full compare.
+                let mut buf = [0u8; 16];
+                let n = s.len().min(16);
+                buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+                u128::from_be_bytes(buf)
+            }
+            Cell::Int(n) => u128::from((n as u64) ^ (1 << 63)),
+            Cell::Date(d) => {
+                use chrono::Datelike;
+                u128::from((d.num_days_from_ce() as u32) ^ (1 << 31))
+            }
+            Cell::Month(m) => {
+                u128::from(((m.year as u32) ^ (1 << 31)) as u64 * 16 + u64::from(m.month))
+            }
+            Cell::Float(_) | Cell::Null | Cell::Dangling { .. } => 0,
+        };
+        SortKey { prefix, cell }
+    }
+
+    fn cmp(&self, other: &SortKey<'_>) -> Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| cmp_cell(&self.cell, &other.cell))
+    }
+}
+
+/// A maximal stretch of rows sharing the first key column's value.
+struct Run<'a> {
+    first: SortKey<'a>,
+    start: u32,
+    len: u32,
+    /// Whether the rows inside are in order by the other key columns.
+    sorted: bool,
+}
+
+/// Plan every table in `TABLES` order (parents before children), checking
+/// each child's foreign key against its parent's keys.
+fn plan(report: &Report) -> Result<Vec<Plan<'_>>, Error> {
+    let mut plans: Vec<Plan<'_>> = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        let parent = table.parent.and_then(|fk| {
+            let at = TABLES.iter().position(|t| t.name == fk.parent)?;
+            let column = table.columns.iter().position(|c| c.name == fk.column)?;
+            Some((fk, column, plans.get(at)?.keys.as_slice()))
+        });
+        let is_parent = TABLES
+            .iter()
+            .any(|t| t.parent.is_some_and(|fk| fk.parent == table.name));
+        let p = plan_table(report, table, parent, is_parent)?;
+        plans.push(p);
+    }
+    Ok(plans)
+}
+
+fn plan_table<'a>(
+    report: &'a Report,
+    table: &Table,
+    parent: Option<(ForeignKey, usize, &[SortKey<'a>])>,
+    is_parent: bool,
+) -> Result<Plan<'a>, Error> {
+    let key: Vec<usize> = table
+        .key
+        .iter()
+        .filter_map(|k| table.columns.iter().position(|c| c.name == *k))
+        .collect();
+    let n = (table.len)(report);
+    let (Some(&first_at), Ok(n32)) = (key.first(), u32::try_from(n)) else {
+        // No key declared, or more rows than u32 indexes: keep report order
+        // (and leave foreign keys to the insert-time checks of `check`).
+        return Ok(Plan {
+            order: None,
+            keys: Vec::new(),
+        });
+    };
+    // The foreign key column is the first key column (children keyed by
+    // their parent): check it run by run after sorting, by a merge with the
+    // parent's sorted keys. Otherwise look each row's value up.
+    let merge_fk = parent.is_some_and(|(_, at, _)| at == first_at);
+    let mut runs: Vec<Run<'a>> = Vec::new();
+    let mut cells = Vec::with_capacity(table.columns.len());
+    let (mut rest, mut prev_rest): (Vec<Cell<'a>>, Vec<Cell<'a>>) = (Vec::new(), Vec::new());
+    for row in 0..n32 {
+        cells.clear();
+        (table.cells)(report, row as usize, &mut cells);
+        if let (Some((fk, at, keys)), false) = (parent, merge_fk) {
+            let value = SortKey::new(cells[at]);
+            if !known(&value, |v| keys.binary_search_by(|k| k.cmp(v)).is_ok()) {
+                return Err(fk_error(table, fk, row, &value));
+            }
+        }
+        let first = SortKey::new(cells[first_at]);
+        rest.clear();
+        rest.extend(key[1..].iter().map(|&i| cells[i]));
+        match runs.last_mut() {
+            Some(run) if run.first.cmp(&first).is_eq() => {
+                run.len += 1;
+                if cmp_cells(&prev_rest, &rest).is_ge() {
+                    run.sorted = false;
+                }
+            }
+            _ => runs.push(Run {
+                first,
+                start: row,
+                len: 1,
+                sorted: true,
+            }),
+        }
+        std::mem::swap(&mut rest, &mut prev_rest);
+    }
+    let in_order = runs.iter().all(|r| r.sorted)
+        && runs.windows(2).all(|w| w[0].first.cmp(&w[1].first).is_lt());
+    if !in_order {
+        // Stable: a key split over two runs keeps report order inside it.
+        runs.sort_by(|a, b| a.first.cmp(&b.first));
+    }
+    if let (Some((fk, _, keys)), true) = (parent, merge_fk) {
+        let mut k = 0;
+        for run in &runs {
+            while k < keys.len() && keys[k].cmp(&run.first).is_lt() {
+                k += 1;
+            }
+            let found = k < keys.len() && keys[k].cmp(&run.first).is_eq();
+            if !known(&run.first, |_| found) {
+                return Err(fk_error(table, fk, run.start, &run.first));
+            }
+        }
+    }
+    let keys = if is_parent {
+        let mut keys: Vec<SortKey<'a>> = runs.iter().map(|r| r.first).collect();
+        keys.dedup_by(|a, b| a.cmp(b).is_eq());
+        keys
+    } else {
+        Vec::new()
+    };
+    if in_order {
+        return Ok(Plan { order: None, keys });
+    }
+    let mut order = Vec::with_capacity(n);
+    for run in &runs {
+        let rows = run.start..run.start + run.len;
+        if run.sorted {
+            order.extend(rows);
+        } else {
+            let rest_of = |row: u32| {
+                let mut c = Vec::with_capacity(table.columns.len());
+                (table.cells)(report, row as usize, &mut c);
+                key[1..].iter().map(|&i| c[i]).collect::<Vec<_>>()
+            };
+            let mut group: Vec<(Vec<Cell<'a>>, u32)> = rows.map(|r| (rest_of(r), r)).collect();
+            group.sort_by(|a, b| cmp_cells(&a.0, &b.0));
+            order.extend(group.into_iter().map(|(_, r)| r));
+        }
+    }
+    Ok(Plan {
+        order: Some(order),
+        keys,
+    })
+}
+
+/// NULL references nothing (SQL), and a dangling index is refused with its
+/// own message when the row is inserted; anything else must be `found`.
+fn known(value: &SortKey<'_>, found: impl FnOnce(&SortKey<'_>) -> bool) -> bool {
+    matches!(value.cell, Cell::Null | Cell::Dangling { .. }) || found(value)
+}
+
+fn fk_error(table: &Table, fk: ForeignKey, row: u32, value: &SortKey<'_>) -> Error {
+    Error::Value {
+        table: table.name,
+        row: row as usize,
+        reason: format!(
+            "`{}` = {} is not a key of `{}` (FOREIGN KEY constraint `{}`)",
+            fk.column,
+            show(&value.cell),
+            fk.parent,
+            table.fkey_name().unwrap_or_default()
+        ),
+    }
+}
+
+/// The order SQLite's BINARY collation and numeric comparison give the
+/// stored values (text bytewise, ISO dates and months chronologically).
+/// Cells of different kinds never share a column; any fixed order will do.
+fn cmp_cell(a: &Cell<'_>, b: &Cell<'_>) -> Ordering {
+    match (a, b) {
+        (Cell::Text(x), Cell::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
+        (Cell::Float(x), Cell::Float(y)) => x.total_cmp(y),
+        (Cell::Date(x), Cell::Date(y)) => x.cmp(y),
+        (Cell::Month(x), Cell::Month(y)) => (x.year, x.month).cmp(&(y.year, y.month)),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn rank(c: &Cell<'_>) -> u8 {
+    match c {
+        Cell::Null => 0,
+        Cell::Int(_) => 1,
+        Cell::Float(_) => 2,
+        Cell::Text(_) => 3,
+        Cell::Date(_) => 4,
+        Cell::Month(_) => 5,
+        Cell::Dangling { .. } => 6,
+    }
+}
+
+fn cmp_cells(a: &[Cell<'_>], b: &[Cell<'_>]) -> Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| cmp_cell(x, y))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// A key value as an error message shows it.
+fn show(c: &Cell<'_>) -> String {
+    match c {
+        Cell::Text(s) => format!("'{s}'"),
+        Cell::Int(n) => n.to_string(),
+        Cell::Float(x) => x.to_string(),
+        Cell::Date(d) => d.to_string(),
+        Cell::Month(m) => m.to_string(),
+        Cell::Null | Cell::Dangling { .. } => "NULL".to_owned(),
+    }
 }
 
 /// Append this load to `pipeline_runs`; the write lock makes the
@@ -252,4 +605,45 @@ fn record_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> Result<(), rus
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_writes_what_chrono_prints_for_four_digit_years() {
+        let text = |v: Option<([u8; 10], usize)>| {
+            v.map(|(b, n)| String::from_utf8_lossy(&b[..n]).into_owned())
+        };
+        assert_eq!(text(iso(2026, 3, Some(1))).as_deref(), Some("2026-03-01"));
+        assert_eq!(text(iso(987, 12, None)).as_deref(), Some("0987-12"));
+        assert_eq!(iso(10_000, 1, Some(1)), None);
+        assert_eq!(iso(-1, 1, Some(1)), None);
+    }
+
+    #[test]
+    fn cells_compare_as_sqlite_orders_them() {
+        assert!(cmp_cell(&Cell::Text("9198"), &Cell::Text("91980")).is_lt());
+        assert!(cmp_cell(&Cell::Text("Z"), &Cell::Text("a")).is_lt());
+        assert!(cmp_cell(&Cell::Int(-3), &Cell::Int(2)).is_lt());
+        assert!(cmp_cells(&[Cell::Int(1), Cell::Int(5)], &[Cell::Int(1), Cell::Int(6)]).is_lt());
+        assert_eq!(show(&Cell::Text("x")), "'x'");
+        // Inline prefixes order as the values do, ties broken in full.
+        let k = |c| SortKey::new(c);
+        for (a, b) in [
+            (Cell::Text("ab"), Cell::Text("ab\u{1}")),
+            (Cell::Text("919876543210"), Cell::Text("919876543211")),
+            (
+                Cell::Text("0123456789abcdefA"),
+                Cell::Text("0123456789abcdefB"),
+            ),
+            (Cell::Int(-5), Cell::Int(3)),
+            (Cell::Int(i64::MIN), Cell::Int(i64::MAX)),
+        ] {
+            assert!(k(a).cmp(&k(b)).is_lt(), "{a:?} < {b:?}");
+            assert!(k(b).cmp(&k(a)).is_gt(), "{b:?} > {a:?}");
+            assert!(k(a).cmp(&k(a)).is_eq(), "{a:?}");
+        }
+    }
 }
