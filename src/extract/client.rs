@@ -156,6 +156,7 @@ impl BatchOut {
                 p.amount(),
                 p.store().map(|s| remap[s as usize]),
             )
+            .with_order(p.order().unwrap_or(0))
         }));
     }
 }

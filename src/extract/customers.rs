@@ -110,10 +110,12 @@ impl Validator {
                 cols[slot] = i;
             }
         }
+        // Only the key is required: a CRM export or a transaction log may
+        // have no demographics at all, and those stay NULL (issue 9).
         let missing: Vec<&str> = REQUIRED
             .iter()
             .zip(cols)
-            .filter(|(_, c)| *c == usize::MAX)
+            .filter(|(r, c)| **r == "mobile" && *c == usize::MAX)
             .map(|(r, _)| *r)
             .collect();
         if !missing.is_empty() {
@@ -201,7 +203,8 @@ impl Validator {
                 format!("expected {} fields, found {}", self.width, fields.len()),
             ));
         }
-        let cell = |i: usize| fields[self.cols[i]].as_ref().trim();
+        // An absent optional column reads as a missing value.
+        let cell = |i: usize| fields.get(self.cols[i]).map_or("", |f| f.as_ref().trim());
         let mobile = mobile::normalize(cell(3)).map_err(|e| match e {
             mobile::Invalid::Missing => ("rejected_missing_mobile", e.to_string()),
             _ => ("rejected_invalid_mobile", format!("{e}: `{}`", cell(3))),
@@ -570,12 +573,27 @@ mod tests {
 
     #[test]
     fn missing_column_is_named() {
-        let err = Validator::new("c.csv", &header("name,age,mobile"))
+        let err = Validator::new("c.csv", &header("name,age,gender"))
             .err()
             .expect("error");
         assert_eq!(
             err.to_string(),
-            "c.csv:1: missing required columns `income`, `gender` (header: name,age,mobile)"
+            "c.csv:1: missing required column `mobile` (header: name,age,gender)"
+        );
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_a_file_with_no_demographics_is_read_with_nulls() {
+        let mut v = Validator::new("c.csv", &header("customer_id,mobile,segment_hint"))
+            .expect("only mobile is required");
+        v.push(2, &["17", "+919876543210", "vip"]);
+        let out = v.finish();
+        assert_eq!(out.customers.len(), 1);
+        let c = &out.customers[0];
+        assert_eq!(
+            (c.name.as_deref(), c.age, c.income, c.gender),
+            (None, None, None, None)
         );
     }
 
@@ -808,7 +826,8 @@ mod tests {
         assert_eq!(out.customers[0].name.as_deref(), Some("A,B"));
         let err = read_csv_with(&path, Some(b';')).expect_err("no such columns");
         assert!(
-            err.to_string().contains(":1: missing required columns"),
+            err.to_string()
+                .contains(":1: missing required column `mobile`"),
             "{err}"
         );
     }

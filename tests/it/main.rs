@@ -10,6 +10,7 @@ mod load_postgres;
 mod load_sqlite;
 mod messages;
 mod pg;
+mod real_data;
 mod report;
 mod run;
 mod schema_declarations;

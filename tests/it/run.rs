@@ -473,7 +473,7 @@ fn a_malformed_customers_file_in_run_like_use_exits_2() {
     assert_eq!(code, 2);
     assert_eq!(
         err,
-        "error: bad.csv:1: missing required columns `income`, `mobile`, `gender` (header: name,age)\n"
+        "error: bad.csv:1: missing required column `mobile` (header: name,age)\n"
     );
 }
 
