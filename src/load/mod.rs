@@ -254,6 +254,28 @@ fn injected(opts: &LoadOpts, table: &str) -> Result<(), Error> {
     }
 }
 
+/// `kmeans` or `rfm`, for `pipeline_runs.method`.
+fn method_text(report: &Report) -> String {
+    serde_json::to_value(report.model.method)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Every criterion per k tried, for `pipeline_runs.k_sweep`.
+fn k_sweep_json(report: &Report) -> serde_json::Value {
+    serde_json::to_value(&report.model.k_sweep).unwrap_or(serde_json::Value::Null)
+}
+
+/// The holdout scores, for `pipeline_runs.holdout` (NULL without one).
+fn holdout_json(report: &Report) -> Option<serde_json::Value> {
+    report
+        .model
+        .holdout
+        .as_ref()
+        .and_then(|h| serde_json::to_value(h).ok())
+}
+
 /// `report.quality` as a JSON object rule → rows, for `pipeline_runs.data_quality`.
 fn quality_json(report: &Report) -> serde_json::Value {
     serde_json::Value::Object(

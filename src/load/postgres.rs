@@ -541,11 +541,12 @@ async fn record_run(tx: &Transaction<'_>, report: &Report) -> Result<(), Error> 
     };
     tx.execute(
         "INSERT INTO pipeline_runs (run_id, report_run_id, load_number, started_at, finished_at, status, \
-             as_of, seed, k, silhouette, inertia, ari, nmi, row_counts, data_quality) \
+             as_of, seed, k, silhouette, inertia, ari, nmi, row_counts, data_quality, \
+             method, k_sweep, holdout) \
          SELECT CASE WHEN n = 0 THEN $1::text ELSE $1::text || '-' || (n + 1) END, $1::text, n + 1, \
              $2::timestamptz, $3::timestamptz, 'succeeded', \
              $4::date, $5::text::numeric, $6::int4, $7::float8, $8::float8, $9::float8, $10::float8, \
-             $11::jsonb, $12::jsonb \
+             $11::jsonb, $12::jsonb, $13::text, $14::jsonb, $15::jsonb \
          FROM (SELECT COALESCE(MAX(load_number), 0) AS n FROM pipeline_runs WHERE report_run_id = $1::text) prev",
         &[
             &m.run_id,
@@ -560,6 +561,9 @@ async fn record_run(tx: &Transaction<'_>, report: &Report) -> Result<(), Error> 
             &nmi,
             &super::row_counts_json(report),
             &super::quality_json(report),
+            &super::method_text(report),
+            &super::k_sweep_json(report),
+            &super::holdout_json(report),
         ],
     )
     .await

@@ -585,9 +585,10 @@ fn record_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> Result<(), rus
     };
     tx.execute(
         "INSERT INTO pipeline_runs (run_id, report_run_id, load_number, started_at, finished_at, status, \
-             as_of, seed, k, silhouette, inertia, ari, nmi, row_counts, data_quality) \
+             as_of, seed, k, silhouette, inertia, ari, nmi, row_counts, data_quality, \
+             method, k_sweep, holdout) \
          SELECT CASE WHEN n = 0 THEN ?1 ELSE ?1 || '-' || (n + 1) END, ?1, n + 1, ?2, ?3, 'succeeded', \
-             ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
+             ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 \
          FROM (SELECT COALESCE(MAX(load_number), 0) AS n FROM pipeline_runs WHERE report_run_id = ?1)",
         params![
             m.run_id,
@@ -602,6 +603,9 @@ fn record_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> Result<(), rus
             nmi,
             super::row_counts_json(report).to_string(),
             super::quality_json(report).to_string(),
+            super::method_text(report),
+            super::k_sweep_json(report).to_string(),
+            super::holdout_json(report).map(|h| h.to_string()),
         ],
     )?;
     Ok(())

@@ -209,6 +209,12 @@ fn issue_9_real_shaped_files_load_honestly_and_to_the_cent() {
          json_extract(data_quality, '$.duplicate_purchases_dropped') FROM pipeline_runs",
     );
     assert_eq!(quality, vec![vec!["4", "1", "1"]]);
+    // The method and the whole k sweep are kept with the run.
+    let run = rows(
+        &db,
+        "SELECT method, json_array_length(k_sweep) > 0, holdout IS NULL FROM pipeline_runs",
+    );
+    assert_eq!(run, vec![vec!["kmeans", "1", "1"]]);
 
     // The same orders from a hand-written API: the same tables.
     let server = Hostile::start(vec![ok_body(&purchases_json())]);
