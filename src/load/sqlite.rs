@@ -132,16 +132,19 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
             .map_err(fail(&format!("clear `{}`", table.name)))?;
     }
     timings.push(("delete".to_owned(), started.elapsed()));
-    for (table, plan) in TABLES.iter().zip(&plans) {
-        let started = Instant::now();
-        insert_table(&tx, report, table, plan.order.as_deref()).map_err(|e| match e {
+    let insert = |table: &Table, order: Option<&[u32]>| {
+        insert_table(&tx, report, table, order).map_err(|e| match e {
             Failure::Value(e) => e,
             Failure::Sqlite(source) => Error::Sqlite {
                 path: path.to_owned(),
                 step: format!("insert into `{}`", table.name),
                 source,
             },
-        })?;
+        })
+    };
+    for (table, plan) in TABLES.iter().zip(&plans) {
+        let started = Instant::now();
+        insert(table, plan.order.as_deref())?;
         timings.push((table.name.to_owned(), started.elapsed()));
         injected(opts, table.name)?;
     }
@@ -153,14 +156,7 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
             [&report.model.run_id],
         )
         .map_err(fail(&format!("clear this run from `{}`", table.name)))?;
-        insert_table(&tx, report, table, None).map_err(|e| match e {
-            Failure::Value(e) => e,
-            Failure::Sqlite(source) => Error::Sqlite {
-                path: path.to_owned(),
-                step: format!("insert into `{}`", table.name),
-                source,
-            },
-        })?;
+        insert(table, None)?;
     }
     record_run(&tx, report).map_err(fail("record the run in `pipeline_runs`"))?;
     tx.commit().map_err(fail("commit"))?;

@@ -95,9 +95,8 @@ fn issue_8_a_redirected_post_fails_naming_batch_and_location() {
     assert_eq!(server.posts.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
-// See: issue 8
-#[test]
-fn issue_8_a_redirecting_upstream_never_replaces_good_postgres_tables() {
+/// A database holding a good run's tables, and those tables' rows.
+fn good_postgres_tables() -> (TestDb, Workdir, Vec<Vec<Option<String>>>) {
     let db = TestDb::new();
     let w = Workdir::new();
     ok(w.run(&[
@@ -109,10 +108,21 @@ fn issue_8_a_redirecting_upstream_never_replaces_good_postgres_tables() {
         "--database-url",
         db.url(),
     ]));
-    let before = pg::rows(
+    let before = segments(&db);
+    (db, w, before)
+}
+
+fn segments(db: &TestDb) -> Vec<Vec<Option<String>>> {
+    pg::rows(
         db.url(),
         "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile",
-    );
+    )
+}
+
+// See: issue 8
+#[test]
+fn issue_8_a_redirecting_upstream_never_replaces_good_postgres_tables() {
+    let (db, w, before) = good_postgres_tables();
     let bad = Hostile::start(vec![moved()]);
     let (code, err) = fail(w.run(&[
         "run",
@@ -127,13 +137,7 @@ fn issue_8_a_redirecting_upstream_never_replaces_good_postgres_tables() {
     ]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("redirect to `/moved`"), "{err}");
-    assert_eq!(
-        pg::rows(
-            db.url(),
-            "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile"
-        ),
-        before
-    );
+    assert_eq!(segments(&db), before);
 }
 
 // See: issue 8
@@ -206,21 +210,7 @@ fn issue_12_retry_warnings_name_batch_status_and_attempt() {
 // See: issue 8
 #[test]
 fn issue_8_an_upstream_answering_no_purchases_for_everyone_trips_the_gate() {
-    let db = TestDb::new();
-    let w = Workdir::new();
-    ok(w.run(&[
-        "run",
-        "--customers",
-        "300",
-        "--as-of",
-        "2026-11-24",
-        "--database-url",
-        db.url(),
-    ]));
-    let before = pg::rows(
-        db.url(),
-        "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile",
-    );
+    let (db, w, before) = good_postgres_tables();
     let empty = Hostile::start(vec![ok_body(r#"{"purchases": []}"#)]);
     let (code, err) = fail(w.run(&[
         "run",
@@ -240,11 +230,5 @@ fn issue_8_an_upstream_answering_no_purchases_for_everyone_trips_the_gate() {
         ),
         "{err}"
     );
-    assert_eq!(
-        pg::rows(
-            db.url(),
-            "SELECT mobile, clv, segment FROM customer_segments ORDER BY mobile"
-        ),
-        before
-    );
+    assert_eq!(segments(&db), before);
 }
