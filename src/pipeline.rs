@@ -112,7 +112,9 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         checkpoint::write_rejects(&dir.join("extract"), &validated.header, &validated.rejects)?;
     }
     let rows_read = validated.rows_read;
-    let extracted = extract::extract(validated, Some(&truth), &extract_opts(s, &api_url));
+    // No truth file (the user's own customers): nothing to score against.
+    let truth = (!truth.is_empty()).then_some(&truth);
+    let extracted = extract::extract(validated, truth, &extract_opts(s, &api_url));
     let server_used = server.is_some();
     if let Some(server) = server {
         server.shutdown();

@@ -319,8 +319,11 @@ fn transform_with(
     // A truth file of the wrong length cannot be aligned: skip the evaluation
     // rather than report agreement with the wrong customers.
     let evaluation = match &joined.truth {
-        Some(truth) if truth.len() == n => Some(evaluate_truth(&seg.segment, truth)),
-        Some(truth) => {
+        // Agreement over nobody is not agreement: no evaluation then.
+        Some(truth) if truth.len() == n && truth.iter().any(Option::is_some) => {
+            Some(evaluate_truth(&seg.segment, truth))
+        }
+        Some(truth) if truth.len() != n => {
             tracing::warn!(
                 message = "Ground truth does not match the customers; no evaluation.",
                 truth = truth.len(),
@@ -328,7 +331,7 @@ fn transform_with(
             );
             None
         }
-        None => None,
+        _ => None,
     };
     lap("label_evaluate", &mut times);
 

@@ -132,6 +132,8 @@ fn issue_9_real_shaped_files_load_honestly_and_to_the_cent() {
         "none",
     ]));
     assert!(out.contains("(nothing synthetic)"), "{out}");
+    // No planted personas here, so no agreement to claim.
+    assert!(out.contains("ground truth: none to score against"), "{out}");
     let db = w.join("file.db");
     // Valid amounts after the repeated order is dropped: 100.10 twice, 0.05,
     // 12.34, 7.00, 40.00, 2.50 = 262.09.
