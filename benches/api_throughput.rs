@@ -34,13 +34,7 @@ fn main() {
         fail_rate: 0.0,
         latency_ms: 0,
         threads: 0,
-        dirt: Dirt {
-            null_date_rate: 0.10,
-            dmy_date_rate: 0.10,
-            null_amount_rate: 0.05,
-            null_store_rate: 0.05,
-            duplicate_purchase_rate: 0.02,
-        },
+        dirt: Dirt::default(),
         limits: Limits::default(),
     };
     let server = Server::start(&opts).expect("start server");

@@ -249,17 +249,18 @@ impl Default for GenerateSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
+        let dirt = crate::api::Dirt::default();
         ApiSettings {
             bind: "127.0.0.1:8000".to_owned(),
             max_mobiles: 10_000,
             fail_rate: 0.0,
             latency_ms: 0,
             threads: 0,
-            null_date_rate: 0.10,
-            dmy_date_rate: 0.10,
-            null_amount_rate: 0.05,
-            null_store_rate: 0.05,
-            duplicate_purchase_rate: 0.02,
+            null_date_rate: dirt.null_date_rate,
+            dmy_date_rate: dirt.dmy_date_rate,
+            null_amount_rate: dirt.null_amount_rate,
+            null_store_rate: dirt.null_store_rate,
+            duplicate_purchase_rate: dirt.duplicate_purchase_rate,
         }
     }
 }

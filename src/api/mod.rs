@@ -37,6 +37,19 @@ pub struct Dirt {
     pub duplicate_purchase_rate: f64,
 }
 
+impl Default for Dirt {
+    /// DESIGN §3's defaults; config, tests and benches all start from these.
+    fn default() -> Self {
+        Dirt {
+            null_date_rate: 0.10,
+            dmy_date_rate: 0.10,
+            null_amount_rate: 0.05,
+            null_store_rate: 0.05,
+            duplicate_purchase_rate: 0.02,
+        }
+    }
+}
+
 /// How much any one client may take from the server, so that no client,
 /// however slow or malformed, can stall it for the others (DESIGN §3).
 #[derive(Clone, Debug, PartialEq)]

@@ -233,13 +233,7 @@ mod tests {
     }
 
     fn default_dirt() -> Dirt {
-        Dirt {
-            null_date_rate: 0.10,
-            dmy_date_rate: 0.10,
-            null_amount_rate: 0.05,
-            null_store_rate: 0.05,
-            duplicate_purchase_rate: 0.02,
-        }
+        Dirt::default()
     }
 
     fn clean() -> Dirt {

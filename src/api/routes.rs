@@ -178,13 +178,7 @@ mod tests {
         Ctx {
             seed: 42,
             as_of: NaiveDate::from_ymd_opt(2026, 11, 24).expect("valid date"),
-            dirt: Dirt {
-                null_date_rate: 0.1,
-                dmy_date_rate: 0.1,
-                null_amount_rate: 0.05,
-                null_store_rate: 0.05,
-                duplicate_purchase_rate: 0.02,
-            },
+            dirt: Dirt::default(),
             max_mobiles: 5,
             openapi: b"{}".to_vec(),
         }
