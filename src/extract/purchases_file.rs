@@ -368,4 +368,63 @@ mod tests {
             )
         );
     }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_parquet_with_typed_columns_is_read() {
+        let customers = [
+            customer("919876543210"),
+            customer("919876543211"),
+            customer("919876543212"),
+        ];
+        let got = read(&fixture("purchases_typed.parquet"), &customers).expect("parquet");
+        assert_eq!(got.unmatched, 1, "919999999999 is no customer");
+        assert!(got.rejects.is_empty(), "{:?}", got.rejects);
+        let d = |day| chrono::NaiveDate::from_ymd_opt(2026, 10, day).expect("date");
+        let rows: Vec<(usize, RawDate, Option<f64>, Option<&str>)> = got
+            .purchases
+            .iter()
+            .map(|p| {
+                (
+                    p.customer.index(),
+                    p.date,
+                    p.amount(),
+                    p.store().map(|s| got.stores[s as usize].as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, RawDate::Ymd(d(1)), Some(100.10), Some("Main St")),
+                (1, RawDate::Ymd(d(2)), Some(40.0), None),
+                (2, RawDate::Null, None, Some("Online")),
+            ]
+        );
+        assert!(got.purchases.iter().all(|p| p.order().is_some()));
+
+        // TIMESTAMP columns give their UTC calendar day; gzip is read.
+        let got = read(&fixture("purchases_timestamps.parquet"), &customers).expect("gzip");
+        let dates: Vec<RawDate> = got.purchases.iter().map(|p| p.date).collect();
+        assert_eq!(dates, vec![RawDate::Ymd(d(5)), RawDate::Ymd(d(6))]);
+    }
+
+    // See: issue 9
+    #[test]
+    fn issue_9_an_unsupported_parquet_compression_is_a_clear_structural_error() {
+        let err = read(
+            &fixture("purchases_zstd.parquet"),
+            &[customer("919876543210")],
+        )
+        .expect_err("zstd is not built in");
+        let text = crate::error::chain(&err);
+        assert!(text.contains("purchases_zstd.parquet"), "{text}");
+        assert!(text.to_lowercase().contains("zstd"), "{text}");
+    }
 }
