@@ -62,3 +62,4 @@ bench:
     cargo bench --bench kmeans
     cargo bench --bench load
     bash benches/run_pipeline.sh
+    bash benches/file_sources.sh
