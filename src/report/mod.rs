@@ -23,6 +23,21 @@ use svg::{Bar, Point, esc, segment_colour, short};
 /// a million customers.
 const SCATTER_POINTS: usize = 2_000;
 
+/// The `data-chart` names a full report (KMeans with a sweep, ground truth)
+/// draws; the unit test and the browser test both check each has marks.
+pub const CHARTS: [&str; 10] = [
+    "funnel-customers",
+    "funnel-purchases",
+    "k-sweep-inertia",
+    "k-sweep-silhouette",
+    "profile-share",
+    "profile-clv",
+    "profile-frequency",
+    "profile-recency",
+    "scatter",
+    "agreement",
+];
+
 /// What the page says about the run beyond the report itself.
 #[derive(Clone, Debug, Default)]
 pub struct Context<'a> {
@@ -953,18 +968,7 @@ mod tests {
             "no network"
         );
         let found = charts(&html);
-        for want in [
-            "funnel-customers",
-            "funnel-purchases",
-            "k-sweep-inertia",
-            "k-sweep-silhouette",
-            "profile-share",
-            "profile-clv",
-            "profile-frequency",
-            "profile-recency",
-            "scatter",
-            "agreement",
-        ] {
+        for want in CHARTS {
             assert!(
                 found.iter().any(|(n, _)| n == want),
                 "no {want} chart in {found:?}"

@@ -110,18 +110,7 @@ fn run_writes_a_report_that_renders_in_chromium_with_every_chart_drawn() {
         "console errors"
     );
     let found = charts(&dom);
-    for want in [
-        "funnel-customers",
-        "funnel-purchases",
-        "k-sweep-inertia",
-        "k-sweep-silhouette",
-        "profile-share",
-        "profile-clv",
-        "profile-frequency",
-        "profile-recency",
-        "scatter",
-        "agreement",
-    ] {
+    for want in segpipe::report::CHARTS {
         assert!(
             found.iter().any(|(n, _)| n == want),
             "chart {want} missing from the rendered page: {found:?}"

@@ -10,9 +10,11 @@ const CUSTOMERS: &str = "name,age,income,mobile,gender\n\
                          Asha,34,55000,+919876543210,female\n\
                          Ravi,41,72000,+919876543211,male\n";
 
-fn extract(w: &Workdir, url: &str, extra: &[&str]) -> std::process::Output {
+/// `segpipe extract` of `CUSTOMERS` against `url`, into `x/`.
+fn extract_command(w: &Workdir, url: &str) -> std::process::Command {
     w.write("customers.csv", CUSTOMERS);
-    let mut args = vec![
+    let mut cmd = w.segpipe();
+    cmd.args([
         "extract",
         "--customers",
         "customers.csv",
@@ -20,9 +22,15 @@ fn extract(w: &Workdir, url: &str, extra: &[&str]) -> std::process::Output {
         url,
         "--out",
         "x",
-    ];
-    args.extend_from_slice(extra);
-    w.run(&args)
+    ]);
+    cmd
+}
+
+fn extract(w: &Workdir, url: &str, extra: &[&str]) -> std::process::Output {
+    extract_command(w, url)
+        .args(extra)
+        .output()
+        .expect("spawn extract")
 }
 
 // See: issue 7
@@ -145,18 +153,7 @@ fn issue_8_a_redirecting_upstream_never_replaces_good_postgres_tables() {
 fn issue_8_a_silent_upstream_fails_at_the_batch_deadline() {
     let w = Workdir::new();
     let server = Hostile::start(vec![Answer::Silent]);
-    w.write("customers.csv", CUSTOMERS);
-    let out = w
-        .segpipe()
-        .args([
-            "extract",
-            "--customers",
-            "customers.csv",
-            "--api-url",
-            &server.url(),
-            "--out",
-            "x",
-        ])
+    let out = extract_command(&w, &server.url())
         .env("SEGPIPE_EXTRACT_BATCH_DEADLINE_MS", "1500")
         .output()
         .expect("spawn extract");
@@ -180,18 +177,7 @@ fn issue_12_retry_warnings_name_batch_status_and_attempt() {
         Answer::Raw(503, Vec::new(), "<html>\n<h1>down</h1>\n</html>".to_owned()),
         Answer::Good,
     ]);
-    w.write("customers.csv", CUSTOMERS);
-    let out = w
-        .segpipe()
-        .args([
-            "extract",
-            "--customers",
-            "customers.csv",
-            "--api-url",
-            &server.url(),
-            "--out",
-            "x",
-        ])
+    let out = extract_command(&w, &server.url())
         .output()
         .expect("spawn extract");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
