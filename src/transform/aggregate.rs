@@ -29,7 +29,7 @@ pub struct Tables {
 /// `scores[c]` customer c's RFM scores (`None` for non-buyers).
 pub fn aggregate(
     customers: Vec<Customer>,
-    cleaned: &Cleaned,
+    (ages, incomes): (&[Option<u16>], &[Option<f64>]),
     features: &[Features],
     segment: &[u32],
     labels: &[String],
@@ -43,8 +43,8 @@ pub fn aggregate(
         .map(|(c, (cust, f))| CustomerSegment {
             mobile: cust.mobile,
             name: cust.name,
-            age: cleaned.ages[c],
-            income: cleaned.incomes[c].map(round2),
+            age: ages[c],
+            income: incomes[c].map(round2),
             gender: cust.gender,
             clv: round2(f.clv),
             avg_purchase_amount: f.avg_purchase_amount.map(round2),

@@ -13,7 +13,7 @@ mod clean;
 mod cluster;
 pub mod criteria;
 pub mod evaluate;
-mod features;
+pub mod features;
 mod holdout;
 mod hungarian;
 mod k_choice;
@@ -198,67 +198,132 @@ fn transform_with(
     opts: &TransformOpts,
     models: &Models,
 ) -> Result<(Report, StepTimes), Error> {
-    let n = joined.customers.len();
-    if n == 0 {
+    if joined.customers.is_empty() {
         return Err(Error::NoCustomers);
     }
-    let requested = if opts.features.is_empty() {
-        Vec::new()
-    } else {
-        scale::resolve(&opts.features)?
-    };
-    // A saved model decides the method and features; a previous KMeans
-    // model decides the features unless they are configured.
-    for (m, path) in models.apply.iter().chain(&models.previous) {
-        assign::check(m, path, &requested)?;
-    }
-    let method = models.apply.as_ref().map_or(opts.method, |(m, _)| m.method);
-    let names = match (&models.apply, &models.previous) {
-        (Some((m, p)), _) | (None, Some((m, p)))
-            if m.method == Method::Kmeans && method == Method::Kmeans =>
-        {
-            assign::check(m, p, &requested)?
-        }
-        _ if requested.is_empty() => scale::resolve(&[])?,
-        _ => requested,
-    };
-    let mut times: StepTimes = Vec::new();
+    let plan = Plan::new(opts, models)?;
     let mut clock = Instant::now();
-    let mut lap = |step: &'static str, times: &mut StepTimes| {
-        let now = Instant::now();
-        times.push((step, now - clock));
-        tracing::debug!(
-            message = "Transform step done.",
-            step,
-            elapsed_ms = (now - clock).as_millis() as u64
-        );
-        clock = now;
-    };
-
+    let mut times: StepTimes = Vec::new();
     if let Some(repaired) = clean::normalize(&joined) {
         joined = repaired;
     }
     let cleaned = clean::clean(&joined, opts.as_of);
-    lap("clean", &mut times);
+    lap(&mut clock, "clean", &mut times);
     let feats = features::features(&joined, &cleaned);
-    lap("features", &mut times);
+    lap(&mut clock, "features", &mut times);
     let (stores, trends) = aggregate::stores_and_trends(&joined, &cleaned);
+    lap(&mut clock, "stores_trends", &mut times);
     // Nothing below reads purchases: free them before the per-customer tables.
-    joined.purchases = Vec::new();
-    lap("stores_trends", &mut times);
+    let population = Population {
+        customers: std::mem::take(&mut joined.customers),
+        feats,
+        ages: cleaned.ages,
+        incomes: cleaned.incomes,
+        truth: joined.truth.take(),
+        quality: cleaned.quality,
+    };
+    drop(joined);
+    let (mut report, more) = segment(population, &plan, opts, models)?;
+    times.extend(more);
+    report.store_names = cleaned.store_names;
+    report.stores = stores;
+    report.trends = trends;
+    Ok((report, times))
+}
 
+/// Record the time since `clock` as `step`, and restart the clock.
+fn lap(clock: &mut Instant, step: &'static str, times: &mut StepTimes) {
+    let now = Instant::now();
+    times.push((step, now - *clock));
+    tracing::debug!(
+        message = "Transform step done.",
+        step,
+        elapsed_ms = (now - *clock).as_millis() as u64
+    );
+    *clock = now;
+}
+
+/// What a run segments by, decided from the options and saved models before
+/// any data is read (a bad feature list fails at once).
+pub struct Plan {
+    method: Method,
+    names: Vec<&'static str>,
+}
+
+impl Plan {
+    fn new(opts: &TransformOpts, models: &Models) -> Result<Plan, Error> {
+        let requested = if opts.features.is_empty() {
+            Vec::new()
+        } else {
+            scale::resolve(&opts.features)?
+        };
+        // A saved model decides the method and features; a previous KMeans
+        // model decides the features unless they are configured.
+        for (m, path) in models.apply.iter().chain(&models.previous) {
+            assign::check(m, path, &requested)?;
+        }
+        let method = models.apply.as_ref().map_or(opts.method, |(m, _)| m.method);
+        let names = match (&models.apply, &models.previous) {
+            (Some((m, p)), _) | (None, Some((m, p)))
+                if m.method == Method::Kmeans && method == Method::Kmeans =>
+            {
+                assign::check(m, p, &requested)?
+            }
+            _ if requested.is_empty() => scale::resolve(&[])?,
+            _ => requested,
+        };
+        Ok(Plan { method, names })
+    }
+}
+
+/// Every customer with what segmenting needs: the per-purchase work is done
+/// (features), so nothing here grows with purchases. `fit` builds one from
+/// every shard's features files; `transform` from its own purchases.
+pub struct Population {
+    pub customers: Vec<crate::model::Customer>,
+    pub feats: Vec<features::Features>,
+    /// Age and income after median imputation, aligned with `customers`.
+    pub ages: Vec<Option<u16>>,
+    pub incomes: Vec<Option<f64>>,
+    pub truth: Option<Vec<Option<Persona>>>,
+    /// Extract's and clean's counts, demographics included.
+    pub quality: crate::model::Quality,
+}
+
+/// Segment a population: the per-customer half of transform. The report
+/// has no store or trend rows (those come from purchases).
+fn segment(
+    population: Population,
+    plan: &Plan,
+    opts: &TransformOpts,
+    models: &Models,
+) -> Result<(Report, StepTimes), Error> {
+    let Population {
+        customers,
+        feats,
+        ages,
+        incomes,
+        truth,
+        quality: extract_quality,
+    } = population;
+    let n = customers.len();
+    if n == 0 {
+        return Err(Error::NoCustomers);
+    }
+    let (method, names) = (plan.method, &plan.names);
+    let mut times: StepTimes = Vec::new();
+    let mut clock = Instant::now();
     // Non-buyers get a rule-based segment: fed to KMeans, a mass of all-zero
     // rows dominates the geometry (DESIGN §4 measured ARI 0.03).
     let buyers: Vec<u32> = (0..n as u32)
         .filter(|&c| feats[c as usize].purchase_count > 0)
         .collect();
-    let demographics: Vec<scale::Demographics> = joined
-        .customers
+    let demographics: Vec<scale::Demographics> = customers
         .iter()
         .enumerate()
         .map(|(c, cust)| scale::Demographics {
-            age: cleaned.ages[c],
-            income: cleaned.incomes[c],
+            age: ages[c],
+            income: incomes[c],
             gender: cust.gender,
         })
         .collect();
@@ -269,14 +334,14 @@ fn transform_with(
         buyers: &buyers,
         scores: &scores,
     };
-    lap("scale", &mut times);
+    lap(&mut clock, "scale", &mut times);
 
     let mut seg = match (&models.apply, method) {
         (Some((m, _)), _) => apply_model(m, &inputs),
         (None, Method::Rfm) => fit_rfm(&inputs),
-        (None, Method::Kmeans) => fit_kmeans(&inputs, &names, opts, models.previous.as_ref()),
+        (None, Method::Kmeans) => fit_kmeans(&inputs, names, opts, models.previous.as_ref()),
     };
-    lap("cluster", &mut times);
+    lap(&mut clock, "cluster", &mut times);
     // Split the sweep out of the clustering time, for the bench.
     if let Some((_, total)) = times.pop() {
         let sweep = seg.sweep_time.min(total);
@@ -303,7 +368,7 @@ fn transform_with(
             })
             .collect();
     }
-    let mut quality = cleaned.quality.clone();
+    let mut quality = extract_quality;
     for (s, &count) in seg.scales.iter().zip(&seg.imputed) {
         if count > 0 {
             quality.add(&format!("{}_imputed_for_clustering", s.feature), count);
@@ -318,7 +383,7 @@ fn transform_with(
     }
     // A truth file of the wrong length cannot be aligned: skip the evaluation
     // rather than report agreement with the wrong customers.
-    let evaluation = match &joined.truth {
+    let evaluation = match &truth {
         // Agreement over nobody is not agreement: no evaluation then.
         Some(truth) if truth.len() == n && truth.iter().any(Option::is_some) => {
             Some(evaluate_truth(&seg.segment, truth))
@@ -333,18 +398,17 @@ fn transform_with(
         }
         _ => None,
     };
-    lap("label_evaluate", &mut times);
+    lap(&mut clock, "label_evaluate", &mut times);
 
-    let customers = std::mem::take(&mut joined.customers);
     let tables = aggregate::aggregate(
         customers,
-        &cleaned,
+        (&ages, &incomes),
         &feats,
         &seg.segment,
         &seg.labels,
         &scores,
     );
-    lap("aggregate", &mut times);
+    lap(&mut clock, "aggregate", &mut times);
 
     let model = SegmentModel {
         version: MODEL_VERSION,
@@ -372,9 +436,9 @@ fn transform_with(
         customers: tables.customers,
         behavior: tables.behavior,
         segments: tables.segments,
-        store_names: cleaned.store_names,
-        stores,
-        trends,
+        store_names: Vec::new(),
+        stores: Vec::new(),
+        trends: Vec::new(),
         transitions,
         model,
         quality,
