@@ -38,6 +38,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A shard interchange file that is not what the step expects
+    /// (truncated, another schema, a missing or repeated shard).
+    #[error("{path}: {message}")]
+    Shard { path: PathBuf, message: String },
+    #[error("cannot write `{path}`: {message}")]
+    ShardWrite { path: PathBuf, message: String },
 }
 
 /// Extract checkpoint file names.
@@ -161,19 +167,26 @@ fn write_quality(dir: &Path, name: &str, quality: &Quality) -> Result<(), Error>
 /// Write extract's checkpoint: clean customers, raw purchases, rejects, quality, truth.
 pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     create_dir(dir)?;
-    let mut out = Out::create(
-        dir,
-        CUSTOMERS_CLEAN,
-        &["mobile", "name", "age", "income", "gender"],
-    )?;
-    for c in &j.customers {
-        out.row([
+    // A shard's customers carry their unsharded position (`fit` orders by it).
+    let sharded = !j.positions.is_empty();
+    let columns: &[&str] = if sharded {
+        &["mobile", "name", "age", "income", "gender", "position"]
+    } else {
+        &["mobile", "name", "age", "income", "gender"]
+    };
+    let mut out = Out::create(dir, CUSTOMERS_CLEAN, columns)?;
+    for (i, c) in j.customers.iter().enumerate() {
+        let mut row = vec![
             c.mobile.clone(),
             c.name.clone().unwrap_or_default(),
             opt(c.age),
             opt(c.income),
             opt(c.gender),
-        ])?;
+        ];
+        if sharded {
+            row.push(opt(j.positions.get(i)));
+        }
+        out.row(row)?;
     }
     out.finish()?;
     let mut out = Out::create(
@@ -237,6 +250,55 @@ pub fn write_report(dir: &Path, r: &Report) -> Result<(), Error> {
         source,
     })?;
     write_quality(dir, QUALITY, &r.quality)
+}
+
+/// Write only `tables` of `r` (a shard's part of the report).
+pub fn write_tables(dir: &Path, r: &Report, tables: &[&Table]) -> Result<(), Error> {
+    create_dir(dir)?;
+    for table in tables {
+        write_table(dir, r, table)?;
+    }
+    Ok(())
+}
+
+/// Write `segment_model.json` and `data_quality.csv` (a sharded fit).
+pub fn write_model_and_quality(dir: &Path, r: &Report) -> Result<(), Error> {
+    create_dir(dir)?;
+    let model_path = dir.join(MODEL);
+    let json = serde_json::to_vec_pretty(&r.model).map_err(|e| Error::Write {
+        path: model_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&model_path, json).map_err(|source| Error::Write {
+        path: model_path,
+        source,
+    })?;
+    write_quality(dir, QUALITY, &r.quality)
+}
+
+/// `data_quality.csv` alone (a shard's features step).
+pub fn write_quality_file(dir: &Path, q: &Quality) -> Result<(), Error> {
+    create_dir(dir)?;
+    write_quality(dir, QUALITY, q)
+}
+
+/// Read `data_quality.csv` of `dir`.
+pub fn read_quality_file(dir: &Path) -> Result<Quality, Error> {
+    read_quality(dir, QUALITY)
+}
+
+/// Read `segment_model.json` of `dir`.
+pub fn read_model(dir: &Path) -> Result<SegmentModel, Error> {
+    let model_path = dir.join(MODEL);
+    let text = std::fs::read(&model_path).map_err(|source| Error::Open {
+        path: model_path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| Error::Parse {
+        path: model_path,
+        line: e.line() as u64,
+        message: e.to_string(),
+    })
 }
 
 /// `<table>.csv`: the declared columns, one row per report row.
@@ -337,6 +399,14 @@ impl In {
         self.record.get(self.cols[i]).unwrap_or_default()
     }
 
+    /// Also read column `name` when the file has it; its index for `str`.
+    fn optional(&mut self, name: &'static str) -> Option<usize> {
+        let at = self.reader.headers().ok()?.iter().position(|h| h == name)?;
+        self.cols.push(at);
+        self.names.push(name);
+        Some(self.cols.len() - 1)
+    }
+
     fn err(&self, i: usize, message: impl std::fmt::Display) -> Error {
         Error::Parse {
             path: self.path.clone(),
@@ -410,7 +480,11 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
         CUSTOMERS_CLEAN,
         &["mobile", "name", "age", "income", "gender"],
     )?;
+    let position = f.optional("position");
     while f.next()? {
+        if let Some(i) = position {
+            j.positions.push(f.parse(i)?);
+        }
         let c = Customer {
             mobile: f.str(0).to_owned(),
             name: f.opt_string(1),
@@ -455,16 +529,45 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
 
 /// Read transform's checkpoint back into a `Report`.
 pub fn read_report(dir: &Path) -> Result<Report, Error> {
+    read_reports(&[dir.to_path_buf()])
+}
+
+/// Read one report spread over several checkpoint directories (a sharded
+/// run's fit and per-shard outputs): each table is the rows of every
+/// directory that has its file, in the order given; the model and quality
+/// come from the first directory with a model.
+pub fn read_reports(dirs: &[PathBuf]) -> Result<Report, Error> {
+    let Some(first) = dirs.first() else {
+        return Err(Error::Parse {
+            path: PathBuf::from("."),
+            line: 0,
+            message: "no input directory".to_owned(),
+        });
+    };
     let mut parts = ReportParts::default();
     for table in TABLES {
-        read_table(dir, table, &mut parts)?;
-    }
-    // Checkpoints written before history tables existed have no such file.
-    for table in HISTORY {
-        if dir.join(file_name(table)).exists() {
+        let with: Vec<&PathBuf> = dirs
+            .iter()
+            .filter(|d| d.join(file_name(table)).exists())
+            .collect();
+        if with.is_empty() {
+            // Fails naming the missing file.
+            read_table(first, table, &mut parts)?;
+        }
+        for dir in with {
             read_table(dir, table, &mut parts)?;
         }
     }
+    // Checkpoints written before history tables existed have no such file.
+    for table in HISTORY {
+        for dir in dirs.iter().filter(|d| d.join(file_name(table)).exists()) {
+            read_table(dir, table, &mut parts)?;
+        }
+    }
+    let dir = dirs
+        .iter()
+        .find(|d| d.join(MODEL).exists())
+        .unwrap_or(first);
     let model_path = dir.join(MODEL);
     let text = std::fs::read(&model_path).map_err(|source| Error::Open {
         path: model_path.clone(),

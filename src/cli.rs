@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::shard::Shard;
+
 /// Customer segmentation pipeline: generate, extract, transform, load.
 #[derive(Debug, Parser)]
 #[command(name = "segpipe", version, about, propagate_version = true)]
@@ -45,6 +47,14 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Clean, engineer features, segment with KMeans and aggregate the reports
     Transform(TransformArgs),
+    /// Sharded step: one shard's purchases → its features (Parquet) and its
+    /// store and trend tables
+    Features(FeaturesArgs),
+    /// Sharded step: fit on every shard's features, exactly as one process
+    /// would; writes the model and each shard's assignments
+    Fit(FitArgs),
+    /// Sharded step: one shard's customer tables from its features and the fit
+    Assign(AssignArgs),
     /// Write the report tables to PostgreSQL or SQLite in one transaction
     Load(LoadArgs),
     /// Run every stage in one process (mock API in-process unless --api-url)
@@ -144,6 +154,72 @@ pub struct ExtractArgs {
     /// Attempts per batch before giving up (default: 8)
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// Keep only shard I of N (0-based), by a stable hash of the mobile
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// The shard's extract checkpoint directory
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Directory to write (features.parquet, store and trend tables)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The shard, checked against the one the extract recorded
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub as_of: AsOfArg,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// A shard's features directory (repeat for every shard)
+    #[arg(long, value_name = "DIR", required = true)]
+    pub input: Vec<PathBuf>,
+    /// Directory to write (model, segment_metrics, assignments per shard)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of KMeans segments, or `auto` (default: auto)
+    #[arg(long, value_name = "auto|N")]
+    pub k: Option<String>,
+    #[command(flatten)]
+    pub as_of: AsOfArg,
+    #[command(flatten)]
+    pub seed: SeedArg,
+    /// `kmeans` (default) or `rfm`
+    #[arg(long, value_name = "kmeans|rfm")]
+    pub method: Option<String>,
+    /// Keep the segment ids and labels of this segment_model.json
+    #[arg(long, value_name = "FILE")]
+    pub previous_model: Option<PathBuf>,
+    /// Print the results as one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AssignArgs {
+    /// The fit's output directory
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The shard's features directory
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Directory to write (customer_segments, customer_behavior_metrics)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The shard, checked against the one its features recorded
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
     /// Print the results as one JSON document on stdout
     #[arg(long)]
     pub json: bool,
@@ -190,9 +266,10 @@ pub struct TransformArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Transform report directory (default: out/transform)
+    /// Transform report directory (default: out/transform); repeat it to
+    /// load a sharded run's fit and shard directories as one report
     #[arg(long, value_name = "DIR")]
-    pub input: Option<PathBuf>,
+    pub input: Vec<PathBuf>,
     /// postgres://… or sqlite://PATH (default: sqlite://segpipe.db)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
@@ -294,6 +371,9 @@ impl Command {
             Command::Extract(a) => a.json,
             Command::Transform(a) => a.json,
             Command::Load(a) => a.json,
+            Command::Features(a) => a.json,
+            Command::Fit(a) => a.json,
+            Command::Assign(a) => a.json,
             Command::Run(a) => a.json,
             _ => false,
         }

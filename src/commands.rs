@@ -43,9 +43,12 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             settings.as_of(),
             &settings.api.bind,
         ))?),
-        Command::Extract(_) => extract_cmd(&settings, json),
+        Command::Extract(a) => extract_cmd(&settings, a.shard, json),
         Command::Transform(_) => transform_cmd(&settings, json),
-        Command::Load(_) => load_cmd(&settings, json),
+        Command::Load(a) => load_cmd(&settings, &a.input, json),
+        Command::Features(a) => crate::steps::features_cmd(&settings, &a),
+        Command::Fit(a) => crate::steps::fit_cmd(&settings, &a),
+        Command::Assign(a) => crate::steps::assign_cmd(&a),
         Command::Report(a) => report_cmd(&settings, &a),
         Command::Run(_) => {
             let summary = pipeline::run(&settings)?;
@@ -102,7 +105,7 @@ fn man_page() -> Result<String, Error> {
 }
 
 /// Write results to stdout; a closed pipe is reported as such (exit 0).
-fn out(text: &str) -> Result<(), Error> {
+pub(crate) fn out(text: &str) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
@@ -174,7 +177,7 @@ fn overrides(cmd: &Command) -> Vec<Override> {
             model_flags(&mut o, &a.model);
         }
         Command::Load(a) => {
-            path_flag(&mut o, "run.load_input", a.input.as_ref());
+            path_flag(&mut o, "run.load_input", a.input.first());
             flag(&mut o, "database_url", a.database_url.clone());
             flag(&mut o, "load.mode", a.load_mode.clone());
         }
@@ -204,6 +207,19 @@ fn overrides(cmd: &Command) -> Vec<Override> {
         Command::Report(a) => {
             path_flag(&mut o, "run.load_input", a.input.as_ref());
         }
+        Command::Features(a) => as_of(&mut o, &a.as_of),
+        Command::Fit(a) => {
+            flag(&mut o, "transform.k", a.k.clone());
+            as_of(&mut o, &a.as_of);
+            seed(&mut o, &a.seed);
+            flag(&mut o, "transform.method", a.method.clone());
+            path_flag(
+                &mut o,
+                "transform.previous_model",
+                a.previous_model.as_ref(),
+            );
+        }
+        Command::Assign(_) => {}
         Command::Config(_) | Command::Completions(_) | Command::Man(_) => {}
     }
     o
@@ -249,7 +265,7 @@ fn truth_for(s: &Settings) -> Result<Option<extract::Truth>, Error> {
     Ok(Some(extract::join::read_truth(&path)?))
 }
 
-fn extract_cmd(s: &Settings, json: bool) -> Result<(), Error> {
+fn extract_cmd(s: &Settings, shard: Option<crate::shard::Shard>, json: bool) -> Result<(), Error> {
     let started = Instant::now();
     if s.api_url.is_none() && s.purchases_file.is_none() {
         return Err(crate::config::Error::Value {
@@ -260,14 +276,20 @@ fn extract_cmd(s: &Settings, json: bool) -> Result<(), Error> {
         .into());
     }
     let api_url = s.api_url.as_deref().unwrap_or_default();
-    let validated = customers::read_csv(&s.extract.customers)?;
+    let shard = shard.unwrap_or(crate::shard::Shard::WHOLE);
+    let validated = customers::read_csv_shard(&s.extract.customers, shard)?;
     let dir = &s.extract.out;
     // Rejects are written first: they are kept even if the API fails later.
     checkpoint::write_rejects(dir, &validated.header, &validated.rejects)?;
     let truth = truth_for(s)?;
     let rows = validated.rows_read;
-    let joined = extract::extract(validated, truth.as_ref(), &extract_opts(s, api_url))?;
+    let opts = extract::ExtractOpts {
+        shard,
+        ..extract_opts(s, api_url)
+    };
+    let joined = extract::extract(validated, truth.as_ref(), &opts)?;
     checkpoint::write_joined(dir, &joined)?;
+    crate::steps::record_shard(dir, shard)?;
     if json {
         return out(&summary::to_json(&serde_json::json!({
             "stage": "extract",
@@ -314,9 +336,13 @@ fn transform_cmd(s: &Settings, json: bool) -> Result<(), Error> {
     ))
 }
 
-fn load_cmd(s: &Settings, json: bool) -> Result<(), Error> {
+fn load_cmd(s: &Settings, inputs: &[PathBuf], json: bool) -> Result<(), Error> {
     let started = Instant::now();
-    let report = checkpoint::read_report(&s.run.load_input)?;
+    let report = if inputs.len() > 1 {
+        checkpoint::read_reports(inputs)?
+    } else {
+        checkpoint::read_report(&s.run.load_input)?
+    };
     let target = Target::parse(&s.database_url)?;
     crate::quality_gate::check(&report, &crate::opts::quality_gates(s))?;
     let summary = load::load(&report, &target, &load_opts(s))?;

@@ -82,8 +82,10 @@ impl Error {
                 | load::Error::Sqlite { .. } => 1,
             },
             Error::Checkpoint(e) => match e {
-                checkpoint::Error::Write { .. } => 1,
-                checkpoint::Error::Open { .. } | checkpoint::Error::Parse { .. } => 2,
+                checkpoint::Error::Write { .. } | checkpoint::Error::ShardWrite { .. } => 1,
+                checkpoint::Error::Open { .. }
+                | checkpoint::Error::Parse { .. }
+                | checkpoint::Error::Shard { .. } => 2,
             },
             Error::Quality(_) | Error::Stdout(_) => 1,
         }

@@ -265,6 +265,14 @@ impl Quality {
         }
     }
 
+    /// Replace a rule's count (a global recount over per-shard sums).
+    pub fn set(&mut self, rule: &str, rows: u64) {
+        match self.0.iter_mut().find(|q| q.rule == rule) {
+            Some(q) => q.rows = rows,
+            None => self.add(rule, rows),
+        }
+    }
+
     pub fn get(&self, rule: &str) -> u64 {
         self.0.iter().find(|q| q.rule == rule).map_or(0, |q| q.rows)
     }
@@ -275,6 +283,9 @@ impl Quality {
 pub struct Joined {
     /// Valid customers, first occurrence per normalized mobile, in file order.
     pub customers: Vec<Customer>,
+    /// Each customer's position in the unsharded customer list (see
+    /// `Validated::positions`); empty means `0..customers.len()`.
+    pub positions: Vec<u64>,
     /// Purchases sorted by customer, in the order the API sent them.
     pub purchases: Vec<Purchase>,
     /// Interned store names (`Purchase::store` indexes this).
@@ -523,7 +534,7 @@ pub struct Holdout {
 /// It holds all that assigning a customer needs (`--model`): the method, the
 /// features with their scaling and imputation, the centroids by segment id
 /// and the labels.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SegmentModel {
     /// Format version ([`MODEL_VERSION`]).
     #[serde(default = "model_version_1")]
@@ -561,7 +572,7 @@ pub struct Transition {
 }
 
 /// Output of transform: the report tables plus model and quality.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     pub customers: Vec<CustomerSegment>,
     pub behavior: Vec<CustomerBehavior>,

@@ -61,6 +61,7 @@ pub fn extract_opts(s: &Settings, api_url: &str) -> ExtractOpts {
         backoff_max: Duration::from_millis(e.backoff_max_ms),
         batch_deadline: Duration::from_millis(e.batch_deadline_ms),
         headers: s.api_headers(),
+        shard: crate::shard::Shard::WHOLE,
     }
 }
 

@@ -517,6 +517,7 @@ mod tests {
             backoff_max: Duration::from_millis(1000),
             batch_deadline: Duration::from_secs(60),
             headers: Vec::new(),
+            shard: crate::shard::Shard::WHOLE,
         }
     }
 

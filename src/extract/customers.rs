@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::mobile;
 use crate::model::{Customer, Gender, Quality, Reject};
+use crate::shard::Shard;
 
 use super::Error;
 use super::lines::{Line, Lines, MAX_LINE, Splitter, still_quoted_after};
@@ -29,6 +30,9 @@ const MAX_EXTRA_FIELDS: usize = 16;
 #[derive(Clone, Debug, Default)]
 pub struct Validated {
     pub customers: Vec<Customer>,
+    /// Each customer's position among all valid unique customers of the
+    /// file (its index in an unsharded run): how shards are put back in order.
+    pub positions: Vec<u64>,
     pub rejects: Vec<Reject>,
     /// Columns of the rejects file after `line,reason`: the source header,
     /// then `extra_field_N` when a reject had more fields than it.
@@ -45,6 +49,9 @@ pub struct Validator {
     /// `mobile::key`s seen so far; u64s keep a million customers cheap.
     seen: HashSet<u64, KeyHashing>,
     out: Validated,
+    shard: Shard,
+    /// Valid unique customers seen so far, in every shard.
+    unique: u64,
 }
 
 /// Hashing for `mobile::key`s: SplitMix's finalizer keyed per process.
@@ -138,7 +145,16 @@ impl Validator {
                 header: header.to_vec(),
                 ..Validated::default()
             },
+            shard: Shard::WHOLE,
+            unique: 0,
         })
+    }
+
+    /// Keep only the customers of `shard`; rejects are kept by shard 0 alone,
+    /// so summing the shards' counts gives the unsharded counts.
+    pub fn with_shard(mut self, shard: Shard) -> Validator {
+        self.shard = shard;
+        self
     }
 
     /// Validate one row found at `line` (1-based, header = line 1).
@@ -146,7 +162,17 @@ impl Validator {
         match self.check(fields) {
             Ok(c) => {
                 self.out.rows_read += 1;
-                if self.seen.insert(mobile::key(&c.mobile)) {
+                let first = self.seen.insert(mobile::key(&c.mobile));
+                if first {
+                    self.unique += 1;
+                }
+                if !self.shard.contains(&c.mobile) {
+                    return;
+                }
+                if first {
+                    if self.shard.count > 1 {
+                        self.out.positions.push(self.unique - 1);
+                    }
                     self.out.customers.push(c);
                 } else {
                     self.out.quality.add("duplicate_customers_dropped", 1);
@@ -168,6 +194,9 @@ impl Validator {
         fields: &[S],
     ) -> usize {
         self.out.rows_read += 1;
+        if !self.shard.keeps_rejects() {
+            return usize::MAX;
+        }
         self.out.quality.add(rule, 1);
         // Every reject is padded to the widest one (`finish`), so one line
         // of a million commas must not widen them all.
@@ -311,12 +340,17 @@ const QUOTE_WARNINGS: u64 = 5;
 /// rows), so a damaged line costs that line only, and rows in = valid +
 /// duplicates + rejects.
 pub fn read_csv(path: &Path) -> Result<Validated, Error> {
-    read_csv_with(path, None)
+    read_csv_with(path, None, Shard::WHOLE)
+}
+
+/// [`read_csv`] keeping only the customers of `shard` (`--shard I/N`).
+pub fn read_csv_shard(path: &Path, shard: Shard) -> Result<Validated, Error> {
+    read_csv_with(path, None, shard)
 }
 
 /// [`read_csv`] with the field delimiter given (an ASCII byte such as
 /// `b';'`) instead of detected from the header; for a `--delimiter` flag.
-pub fn read_csv_with(path: &Path, delimiter: Option<u8>) -> Result<Validated, Error> {
+pub fn read_csv_with(path: &Path, delimiter: Option<u8>, shard: Shard) -> Result<Validated, Error> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(|source| Error::Open {
         path: path.to_owned(),
@@ -367,7 +401,7 @@ pub fn read_csv_with(path: &Path, delimiter: Option<u8>) -> Result<Validated, Er
         };
         break (n, header, delim);
     };
-    let mut v = Validator::at_line(&name, header_line, &header)?;
+    let mut v = Validator::at_line(&name, header_line, &header)?.with_shard(shard);
 
     let mut quotes = OpenQuotes::default();
     loop {
@@ -822,9 +856,9 @@ mod tests {
             "name|age|income|mobile|gender\nA,B|1|2|+919876543210|m\n",
         )
         .expect("write");
-        let out = read_csv_with(&path, Some(b'|')).expect("read");
+        let out = read_csv_with(&path, Some(b'|'), Shard::WHOLE).expect("read");
         assert_eq!(out.customers[0].name.as_deref(), Some("A,B"));
-        let err = read_csv_with(&path, Some(b';')).expect_err("no such columns");
+        let err = read_csv_with(&path, Some(b';'), Shard::WHOLE).expect_err("no such columns");
         assert!(
             err.to_string()
                 .contains(":1: missing required column `mobile`"),

@@ -64,6 +64,7 @@ pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -
     });
     Joined {
         customers: validated.customers,
+        positions: validated.positions,
         purchases: fetched.purchases,
         stores: fetched.stores,
         odd_dates: fetched.odd_dates,

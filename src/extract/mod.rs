@@ -37,6 +37,9 @@ pub struct ExtractOpts {
     pub batch_deadline: Duration,
     /// Extra request headers (`Authorization`, …); values are secrets.
     pub headers: Vec<(String, String)>,
+    /// The customers' shard: a purchases file row of another shard's
+    /// mobile is skipped, not counted as unmatched.
+    pub shard: crate::shard::Shard,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +99,7 @@ pub fn extract(
         workers = opts.workers
     );
     let fetched = match &opts.purchases_file {
-        Some(path) => purchases_file::read(path, &validated.customers)?,
+        Some(path) => purchases_file::read(path, &validated.customers, opts.shard)?,
         None => client::fetch(&validated.customers, opts)?,
     };
     info!(

@@ -20,6 +20,7 @@ use super::lines::{Line, Lines, MAX_LINE, Splitter};
 use crate::interner::Interner;
 use crate::mobile;
 use crate::model::{Customer, CustomerIdx, Purchase, RawDate, Reject, order_key};
+use crate::shard::Shard;
 
 /// The columns DESIGN §3 names; `order_id` is optional.
 const REQUIRED: [&str; 4] = ["mobile", "date", "amount", "store"];
@@ -29,7 +30,7 @@ const ORDER_ID: &str = "order_id";
 pub const MAX_AMOUNT: f64 = 1e12;
 
 /// Read every purchase of `path` for `customers`.
-pub fn read(path: &Path, customers: &[Customer]) -> Result<Fetched, Error> {
+pub fn read(path: &Path, customers: &[Customer], shard: Shard) -> Result<Fetched, Error> {
     let index: HashMap<u64, CustomerIdx> = customers
         .iter()
         .enumerate()
@@ -39,6 +40,7 @@ pub fn read(path: &Path, customers: &[Customer]) -> Result<Fetched, Error> {
         index,
         out: Fetched::default(),
         stores: Interner::default(),
+        shard,
     };
     let parquet = path
         .extension()
@@ -81,6 +83,7 @@ pub(crate) struct Sink {
     index: HashMap<u64, CustomerIdx>,
     pub out: Fetched,
     stores: Interner,
+    shard: Shard,
 }
 
 impl Sink {
@@ -122,12 +125,17 @@ impl Sink {
                 .out
                 .purchases
                 .push(Purchase::new(customer, date, amount, store).with_order(order)),
-            None => self.out.unmatched += 1,
+            None if self.shard.contains(&mobile) => self.out.unmatched += 1,
+            // Another shard's customer (or nobody's): that shard counts it.
+            None => {}
         }
         Ok(())
     }
 
     pub(crate) fn reject(&mut self, line: u64, reason: String, fields: Vec<String>) {
+        if !self.shard.keeps_rejects() {
+            return;
+        }
         self.out.rejects.push(Reject {
             line,
             reason,

@@ -82,6 +82,31 @@ pub fn aggregate(
     }
 }
 
+/// customer_segments rows carrying only the mobile: what the store and
+/// trend rows of a shard need to name their customers.
+pub fn mobiles_only(customers: &[Customer]) -> Vec<CustomerSegment> {
+    customers
+        .iter()
+        .map(|c| CustomerSegment {
+            mobile: c.mobile.clone(),
+            name: None,
+            age: None,
+            income: None,
+            gender: None,
+            clv: 0.0,
+            avg_purchase_amount: None,
+            purchase_count: 0,
+            days_since_last_purchase: None,
+            purchase_frequency: None,
+            segment: 0,
+            segment_label: String::new(),
+            r_score: None,
+            f_score: None,
+            m_score: None,
+        })
+        .collect()
+}
+
 /// segment_metrics from the already rounded customer rows, so totals match
 /// what a reader of customer_segments would compute.
 fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<SegmentMetrics> {

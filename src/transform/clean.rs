@@ -185,26 +185,7 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
     // Extract interns stores into u32 ids, so the table fits in a StoreId.
     let unknown_store = StoreId::try_from(unknown_store).unwrap_or(StoreId::MAX);
 
-    let ages: Vec<Option<u16>> = joined.customers.iter().map(|c| c.age).collect();
-    let age_median = median(ages.iter().flatten().map(|&a| f64::from(a)).collect())
-        .map(|m| m.round().clamp(0.0, f64::from(u16::MAX)) as u16);
-    let incomes: Vec<Option<f64>> = joined
-        .customers
-        .iter()
-        .map(|c| c.income.filter(|x| x.is_finite()))
-        .collect();
-    let income_median =
-        median(incomes.iter().flatten().copied().collect()).map(crate::model::round2);
-    let age_imputed = ages.iter().filter(|a| a.is_none()).count() as u64;
-    let income_imputed = incomes.iter().filter(|a| a.is_none()).count() as u64;
-    let ages = ages.into_iter().map(|a| a.or(age_median)).collect();
-    let incomes = incomes.into_iter().map(|x| x.or(income_median)).collect();
-    let gender_missing = joined
-        .customers
-        .iter()
-        .filter(|c| c.gender.is_none())
-        .count() as u64;
-
+    let demo = demographics(&joined.customers);
     let mut quality = joined.quality.clone();
     let dup = dropped.iter().filter(|d| **d).count() as u64;
     // Fixed order, zeros included, so data_quality has the same rows every run.
@@ -218,32 +199,10 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
         ("date_after_as_of", counts.date_future),
         ("amount_missing", counts.amount_missing),
         ("store_missing_as_unknown", counts.store_missing),
-        (
-            "age_imputed_median",
-            if age_median.is_some() { age_imputed } else { 0 },
-        ),
-        (
-            "age_missing_no_median",
-            if age_median.is_none() { age_imputed } else { 0 },
-        ),
-        (
-            "income_imputed_median",
-            if income_median.is_some() {
-                income_imputed
-            } else {
-                0
-            },
-        ),
-        (
-            "income_missing_no_median",
-            if income_median.is_none() {
-                income_imputed
-            } else {
-                0
-            },
-        ),
-        ("gender_missing", gender_missing),
     ] {
+        quality.add(rule, rows);
+    }
+    for (rule, rows) in demo.rules {
         quality.add(rule, rows);
     }
     debug_assert_eq!(ranges.len(), n);
@@ -254,9 +213,47 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
         store_names,
         unknown_store,
         as_of,
-        ages,
-        incomes,
+        ages: demo.ages,
+        incomes: demo.incomes,
         quality,
+    }
+}
+
+/// Age and income after median imputation, with the counts of what was
+/// imputed: over every customer at once, since the medians are global (a
+/// sharded `fit` recomputes these over all shards).
+pub struct Demographics {
+    pub ages: Vec<Option<u16>>,
+    pub incomes: Vec<Option<f64>>,
+    pub rules: [(&'static str, u64); 5],
+}
+
+pub fn demographics(customers: &[crate::model::Customer]) -> Demographics {
+    let ages: Vec<Option<u16>> = customers.iter().map(|c| c.age).collect();
+    let age_median = median(ages.iter().flatten().map(|&a| f64::from(a)).collect())
+        .map(|m| m.round().clamp(0.0, f64::from(u16::MAX)) as u16);
+    let incomes: Vec<Option<f64>> = customers
+        .iter()
+        .map(|c| c.income.filter(|x| x.is_finite()))
+        .collect();
+    let income_median =
+        median(incomes.iter().flatten().copied().collect()).map(crate::model::round2);
+    let age_imputed = ages.iter().filter(|a| a.is_none()).count() as u64;
+    let income_imputed = incomes.iter().filter(|a| a.is_none()).count() as u64;
+    let gender_missing = customers.iter().filter(|c| c.gender.is_none()).count() as u64;
+    let split = |known: bool, n: u64| if known { (n, 0) } else { (0, n) };
+    let (age_imp, age_none) = split(age_median.is_some(), age_imputed);
+    let (inc_imp, inc_none) = split(income_median.is_some(), income_imputed);
+    Demographics {
+        ages: ages.into_iter().map(|a| a.or(age_median)).collect(),
+        incomes: incomes.into_iter().map(|x| x.or(income_median)).collect(),
+        rules: [
+            ("age_imputed_median", age_imp),
+            ("age_missing_no_median", age_none),
+            ("income_imputed_median", inc_imp),
+            ("income_missing_no_median", inc_none),
+            ("gender_missing", gender_missing),
+        ],
     }
 }
 

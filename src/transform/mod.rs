@@ -21,6 +21,7 @@ pub mod kmeans;
 mod label;
 mod rfm;
 mod scale;
+pub mod steps;
 #[cfg(test)]
 pub(crate) mod synthetic;
 
@@ -102,19 +103,24 @@ pub fn transform(joined: Joined, opts: &TransformOpts) -> Result<Report, Error> 
 
 /// [`transform`], also returning how long each sub-step took.
 pub fn transform_timed(joined: Joined, opts: &TransformOpts) -> Result<(Report, StepTimes), Error> {
+    let models = read_models(opts)?;
+    match opts.holdout_from {
+        None => transform_with(joined, opts, &models),
+        Some(from) => transform_holdout(joined, opts, &models, from),
+    }
+}
+
+/// The saved models the options name (`--model`, `--previous-model`).
+fn read_models(opts: &TransformOpts) -> Result<Models, Error> {
     let read = |p: &Option<PathBuf>| -> Result<Option<(SegmentModel, PathBuf)>, Error> {
         p.as_ref()
             .map(|p| assign::read(p).map(|m| (m, p.clone())))
             .transpose()
     };
-    let models = Models {
+    Ok(Models {
         apply: read(&opts.model)?,
         previous: read(&opts.previous_model)?,
-    };
-    match opts.holdout_from {
-        None => transform_with(joined, opts, &models),
-        Some(from) => transform_holdout(joined, opts, &models, from),
-    }
+    })
 }
 
 /// Saved models given to a run, each with the path it came from.
