@@ -14,6 +14,7 @@ mod real_data;
 mod report;
 mod run;
 mod schema_declarations;
+mod shards;
 mod strict_server;
 mod transform;
 mod upstream_faults;
