@@ -339,7 +339,9 @@ fn transform_cmd(s: &Settings, json: bool) -> Result<(), Error> {
 fn load_cmd(s: &Settings, inputs: &[PathBuf], json: bool) -> Result<(), Error> {
     let started = Instant::now();
     let report = if inputs.len() > 1 {
-        checkpoint::read_reports(inputs)?
+        let report = checkpoint::read_reports(inputs)?;
+        crate::steps::check_complete(inputs, &report)?;
+        report
     } else {
         checkpoint::read_report(&s.run.load_input)?
     };

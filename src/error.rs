@@ -51,7 +51,7 @@ impl Error {
                 | extract::Error::Structural { .. }
                 | extract::Error::Truth { .. }
                 | extract::Error::ApiUrl { .. } => 2,
-                extract::Error::Batch { .. } => 1,
+                extract::Error::Batch { .. } | extract::Error::Spool(_) => 1,
             },
             Error::Transform(e) => match e {
                 transform::Error::NoCustomers
@@ -60,6 +60,7 @@ impl Error {
                 | transform::Error::ModelParse { .. }
                 | transform::Error::ModelMismatch { .. }
                 | transform::Error::Holdout { .. } => 2,
+                transform::Error::Spool(_) => 1,
             },
             Error::Load(e) => match e {
                 load::Error::Url { .. } => 2,

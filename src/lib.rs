@@ -29,6 +29,7 @@ pub mod report_tables;
 pub mod rng;
 pub mod secret;
 pub mod shard;
+pub mod spool;
 pub mod steps;
 pub mod summary;
 pub mod table;

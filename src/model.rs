@@ -288,6 +288,8 @@ pub struct Joined {
     pub positions: Vec<u64>,
     /// Purchases sorted by customer, in the order the API sent them.
     pub purchases: Vec<Purchase>,
+    /// Or, when extract spilled them (`run`), the spool holding them.
+    pub spool: Option<std::sync::Arc<crate::spool::Spooled>>,
     /// Interned store names (`Purchase::store` indexes this).
     pub stores: Vec<String>,
     /// Verbatim date texts that were neither accepted format.

@@ -62,6 +62,7 @@ pub fn extract_opts(s: &Settings, api_url: &str) -> ExtractOpts {
         batch_deadline: Duration::from_millis(e.batch_deadline_ms),
         headers: s.api_headers(),
         shard: crate::shard::Shard::WHOLE,
+        spool: false,
     }
 }
 

@@ -114,7 +114,14 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     let rows_read = validated.rows_read;
     // No truth file (the user's own customers): nothing to score against.
     let truth = (!truth.is_empty()).then_some(&truth);
-    let extracted = extract::extract(validated, truth, &extract_opts(s, &api_url));
+    // Purchases go to a disk spool, so memory grows with customers only
+    // (DESIGN §8). Checkpoints and holdout splits read purchases whole, so
+    // they keep them in memory.
+    let opts = extract::ExtractOpts {
+        spool: ckpt.is_none() && s.transform.holdout_from.is_none(),
+        ..extract_opts(s, &api_url)
+    };
+    let extracted = extract::extract(validated, truth, &opts);
     let server_used = server.is_some();
     if let Some(server) = server {
         server.shutdown();
@@ -126,7 +133,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     stages.push(StageTiming {
         stage: "extract",
         seconds: t.elapsed().as_secs_f64(),
-        rows: joined.purchases.len() as u64,
+        rows: purchase_count(&joined),
         peak_rss_mib: peak_rss_mib(),
         note: format!(
             "{rows_read} rows: {} customers, {} rejected, {} duplicates dropped; purchases from {}",
@@ -144,7 +151,7 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         peak_mib = peak_rss_mib()
     );
     let t = Instant::now();
-    let purchases = joined.purchases.len() as u64;
+    let purchases = purchase_count(&joined);
     let spin = crate::progress::spinner("transform");
     let report = transform::transform(joined, &transform_opts(s, as_of, started_at));
     spin.finish_and_clear();
@@ -243,4 +250,9 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         checkpoint_dir: ckpt.map(Path::to_path_buf),
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// Purchases extracted, in memory or spooled.
+fn purchase_count(joined: &crate::model::Joined) -> u64 {
+    joined.purchases.len() as u64 + joined.spool.as_ref().map_or(0, |s| s.len())
 }

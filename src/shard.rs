@@ -96,5 +96,5 @@ mod tests {
         }
     }
 
-    const PINNED: [u32; 3] = [0, 0, 0];
+    const PINNED: [u32; 3] = [319, 193, 831];
 }

@@ -202,6 +202,24 @@ pub fn assign_cmd(a: &AssignArgs) -> Result<(), Error> {
     )
 }
 
+/// A sharded load must hold every shard once: the fit's segment_metrics
+/// counts every customer, so the customer rows must add up to it.
+pub fn check_complete(inputs: &[PathBuf], report: &crate::model::Report) -> Result<(), CkError> {
+    let counted: u64 = report.segments.iter().map(|s| s.num_customers).sum();
+    let rows = report.customers.len() as u64;
+    if counted != rows {
+        return Err(CkError::Shard {
+            path: inputs.first().cloned().unwrap_or_default(),
+            message: format!(
+                "segment_metrics counts {counted} customers but the inputs hold {rows} \
+                 customer_segments rows: give load the fit directory and every shard's \
+                 features and assign directories, each once"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn finish(json: bool, doc: serde_json::Value, text: String) -> Result<(), Error> {
     if json {
         out(&summary::to_json(&doc))

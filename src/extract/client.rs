@@ -38,6 +38,21 @@ pub struct Fetched {
     /// file's header, for `rejects_purchases.csv`.
     pub rejects: Vec<crate::model::Reject>,
     pub reject_header: Vec<String>,
+    /// With `ExtractOpts::spool`, where the purchases went instead of
+    /// `purchases` (which then holds none).
+    pub spool: Option<crate::spool::Spool>,
+}
+
+impl Fetched {
+    /// Move the purchases held in memory to the spool, if there is one.
+    pub fn spill(&mut self) -> Result<(), Error> {
+        if let Some(spool) = &mut self.spool {
+            for p in self.purchases.drain(..) {
+                spool.push(&p).map_err(Error::Spool)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why one request failed; the source of `Error::Batch`.
@@ -203,7 +218,14 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         .map(|s| s..(s + batch).min(customers.len()))
         .collect();
     let slots: Vec<Mutex<Option<BatchOut>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
-    let merger = Mutex::new(Merger::default());
+    let merger = Mutex::new(Merger {
+        spool: if opts.spool {
+            Some(crate::spool::Spool::new(customers.len()).map_err(Error::Spool)?)
+        } else {
+            None
+        },
+        ..Merger::default()
+    });
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let bar = crate::progress::bar(ranges.len() as u64, "fetch");
     std::thread::scope(|scope| {
@@ -237,6 +259,9 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     }
     let mut merger = merger.into_inner().unwrap_or_else(|p| p.into_inner());
     merger.drain_ready(&slots);
+    if let Some(e) = merger.failed.take() {
+        return Err(Error::Spool(e));
+    }
     Ok(Fetched {
         purchases: merger.out.purchases,
         stores: merger.out.stores,
@@ -247,6 +272,7 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
         splits: shared.splits.load(Ordering::Relaxed),
         rejects: Vec::new(),
         reject_header: Vec::new(),
+        spool: merger.spool,
     })
 }
 
@@ -258,6 +284,9 @@ struct Merger {
     next: usize,
     out: BatchOut,
     store_ids: Interner,
+    /// Spill each absorbed batch here (`ExtractOpts::spool`).
+    spool: Option<crate::spool::Spool>,
+    failed: Option<std::io::Error>,
 }
 
 impl Merger {
@@ -268,6 +297,17 @@ impl Merger {
             };
             self.out.absorb(batch, &mut self.store_ids);
             self.next += 1;
+            if let Some(spool) = &mut self.spool
+                && self.failed.is_none()
+            {
+                for p in self.out.purchases.drain(..) {
+                    if let Err(e) = spool.push(&p) {
+                        self.failed = Some(e);
+                        break;
+                    }
+                }
+                self.out.purchases.clear();
+            }
         }
     }
 }
@@ -518,6 +558,7 @@ mod tests {
             batch_deadline: Duration::from_secs(60),
             headers: Vec::new(),
             shard: crate::shard::Shard::WHOLE,
+            spool: false,
         }
     }
 

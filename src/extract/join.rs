@@ -45,11 +45,19 @@ pub fn read_truth(path: &Path) -> Result<Truth, Error> {
 }
 
 /// Put validated customers, fetched purchases and truth together.
-pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -> Joined {
+pub fn assemble(
+    validated: Validated,
+    fetched: Fetched,
+    truth: Option<&Truth>,
+    spool: Option<std::sync::Arc<crate::spool::Spooled>>,
+) -> Joined {
     let mut quality = validated.quality;
     quality.add(
         "purchases_fetched",
-        fetched.purchases.len() as u64 + fetched.unmatched + fetched.rejects.len() as u64,
+        fetched.purchases.len() as u64
+            + spool.as_ref().map_or(0, |s| s.len())
+            + fetched.unmatched
+            + fetched.rejects.len() as u64,
     );
     quality.add("purchases_unmatched_dropped", fetched.unmatched);
     if !fetched.reject_header.is_empty() {
@@ -66,6 +74,7 @@ pub fn assemble(validated: Validated, fetched: Fetched, truth: Option<&Truth>) -
         customers: validated.customers,
         positions: validated.positions,
         purchases: fetched.purchases,
+        spool,
         stores: fetched.stores,
         odd_dates: fetched.odd_dates,
         source_header: validated.header,

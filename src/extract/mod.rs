@@ -40,6 +40,8 @@ pub struct ExtractOpts {
     /// The customers' shard: a purchases file row of another shard's
     /// mobile is skipped, not counted as unmatched.
     pub shard: crate::shard::Shard,
+    /// Spill purchases to a temporary spool (memory flat in purchases).
+    pub spool: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot spill purchases to the temporary directory (TMPDIR)")]
+    Spool(#[source] std::io::Error),
 }
 
 /// Fetch purchases for validated customers and join them (and the truth).
@@ -99,7 +103,7 @@ pub fn extract(
         workers = opts.workers
     );
     let fetched = match &opts.purchases_file {
-        Some(path) => purchases_file::read(path, &validated.customers, opts.shard)?,
+        Some(path) => purchases_file::read(path, &validated.customers, opts.shard, opts.spool)?,
         None => client::fetch(&validated.customers, opts)?,
     };
     info!(
@@ -111,5 +115,12 @@ pub fn extract(
         unmatched = fetched.unmatched,
         elapsed_ms = started.elapsed().as_millis() as u64
     );
-    Ok(join::assemble(validated, fetched, truth))
+    let mut fetched = fetched;
+    let spool = fetched
+        .spool
+        .take()
+        .map(|s| s.finish().map(std::sync::Arc::new))
+        .transpose()
+        .map_err(Error::Spool)?;
+    Ok(join::assemble(validated, fetched, truth, spool))
 }

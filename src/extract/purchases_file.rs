@@ -30,7 +30,12 @@ const ORDER_ID: &str = "order_id";
 pub const MAX_AMOUNT: f64 = 1e12;
 
 /// Read every purchase of `path` for `customers`.
-pub fn read(path: &Path, customers: &[Customer], shard: Shard) -> Result<Fetched, Error> {
+pub fn read(
+    path: &Path,
+    customers: &[Customer],
+    shard: Shard,
+    spool: bool,
+) -> Result<Fetched, Error> {
     let index: HashMap<u64, CustomerIdx> = customers
         .iter()
         .enumerate()
@@ -38,9 +43,17 @@ pub fn read(path: &Path, customers: &[Customer], shard: Shard) -> Result<Fetched
         .collect();
     let mut sink = Sink {
         index,
-        out: Fetched::default(),
+        out: Fetched {
+            spool: if spool {
+                Some(crate::spool::Spool::new(customers.len()).map_err(Error::Spool)?)
+            } else {
+                None
+            },
+            ..Fetched::default()
+        },
         stores: Interner::default(),
         shard,
+        spill_error: None,
     };
     let parquet = path
         .extension()
@@ -50,7 +63,11 @@ pub fn read(path: &Path, customers: &[Customer], shard: Shard) -> Result<Fetched
     } else {
         read_csv(path, &mut sink)?;
     }
+    if let Some(e) = sink.spill_error.take() {
+        return Err(Error::Spool(e));
+    }
     let mut out = sink.out;
+    out.spill()?;
     // Joined's contract: sorted by customer, file order within one (stable).
     out.purchases.sort_by_key(|p| p.customer);
     Ok(out)
@@ -84,6 +101,7 @@ pub(crate) struct Sink {
     pub out: Fetched,
     stores: Interner,
     shard: Shard,
+    spill_error: Option<std::io::Error>,
 }
 
 impl Sink {
@@ -121,10 +139,18 @@ impl Sink {
             .filter(|o| !is_missing(o))
             .map_or(0, |o| order_key(o.trim()));
         match self.index.get(&mobile::key(&mobile)) {
-            Some(&customer) => self
-                .out
-                .purchases
-                .push(Purchase::new(customer, date, amount, store).with_order(order)),
+            Some(&customer) => {
+                self.out
+                    .purchases
+                    .push(Purchase::new(customer, date, amount, store).with_order(order));
+                if self.out.spool.is_some()
+                    && self.out.purchases.len() >= 1 << 16
+                    && self.spill_error.is_none()
+                    && let Err(Error::Spool(e)) = self.out.spill()
+                {
+                    self.spill_error = Some(e);
+                }
+            }
             None if self.shard.contains(&mobile) => self.out.unmatched += 1,
             // Another shard's customer (or nobody's): that shard counts it.
             None => {}
@@ -336,7 +362,7 @@ mod tests {
              Corner,5,2026-03-01,919876543210\r\n",
         )
         .expect("write");
-        let got = read(&path, &[customer("919876543210")]).expect("read");
+        let got = read(&path, &[customer("919876543210")], Shard::WHOLE, false).expect("read");
         assert_eq!(got.purchases.len(), 2);
         assert_eq!(got.purchases[0].amount(), Some(10.5));
         assert_eq!(got.purchases[1].amount(), None);
@@ -367,7 +393,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.csv");
         std::fs::write(&path, "mobile,date,price\n1,2,3\n").expect("write");
-        let err = read(&path, &[]).expect_err("missing");
+        let err = read(&path, &[], Shard::WHOLE, false).expect_err("missing");
         assert_eq!(
             err.to_string(),
             format!(
@@ -391,7 +417,13 @@ mod tests {
             customer("919876543211"),
             customer("919876543212"),
         ];
-        let got = read(&fixture("purchases_typed.parquet"), &customers).expect("parquet");
+        let got = read(
+            &fixture("purchases_typed.parquet"),
+            &customers,
+            Shard::WHOLE,
+            false,
+        )
+        .expect("parquet");
         assert_eq!(got.unmatched, 1, "919999999999 is no customer");
         assert!(got.rejects.is_empty(), "{:?}", got.rejects);
         let d = |day| chrono::NaiveDate::from_ymd_opt(2026, 10, day).expect("date");
@@ -418,7 +450,13 @@ mod tests {
         assert!(got.purchases.iter().all(|p| p.order().is_some()));
 
         // TIMESTAMP columns give their UTC calendar day; gzip is read.
-        let got = read(&fixture("purchases_timestamps.parquet"), &customers).expect("gzip");
+        let got = read(
+            &fixture("purchases_timestamps.parquet"),
+            &customers,
+            Shard::WHOLE,
+            false,
+        )
+        .expect("gzip");
         let dates: Vec<RawDate> = got.purchases.iter().map(|p| p.date).collect();
         assert_eq!(dates, vec![RawDate::Ymd(d(5)), RawDate::Ymd(d(6))]);
     }
@@ -429,6 +467,8 @@ mod tests {
         let err = read(
             &fixture("purchases_zstd.parquet"),
             &[customer("919876543210")],
+            Shard::WHOLE,
+            false,
         )
         .expect_err("zstd is not built in");
         let text = crate::error::chain(&err);

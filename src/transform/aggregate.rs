@@ -306,7 +306,7 @@ mod tests {
         let (stores, trends) = stores_and_trends(&joined, &cleaned);
         let t = aggregate(
             joined.customers.clone(),
-            &cleaned,
+            (&cleaned.ages, &cleaned.incomes),
             &feats,
             &[0, 1, 0],
             &labels,

@@ -64,6 +64,7 @@ pub fn split(joined: &Joined, as_of: NaiveDate, from: NaiveDate) -> (Joined, Out
     let fit = Joined {
         customers: joined.customers.clone(),
         positions: joined.positions.clone(),
+        spool: None,
         purchases: joined
             .purchases
             .iter()

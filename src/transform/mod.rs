@@ -21,6 +21,7 @@ pub mod kmeans;
 mod label;
 mod rfm;
 mod scale;
+mod spooled;
 pub mod steps;
 #[cfg(test)]
 pub(crate) mod synthetic;
@@ -87,6 +88,8 @@ pub enum Error {
     ModelMismatch { path: PathBuf, message: String },
     #[error("invalid holdout: {message}")]
     Holdout { message: String },
+    #[error("cannot read the purchases spool")]
+    Spool(#[source] std::io::Error),
 }
 
 /// Wall time of each sub-step, in order, for run summaries and benches.
@@ -210,6 +213,26 @@ fn transform_with(
     let plan = Plan::new(opts, models)?;
     let mut clock = Instant::now();
     let mut times: StepTimes = Vec::new();
+    if let Some(spool) = joined.spool.take() {
+        let digest = spooled::digest(&mut joined, &spool, opts.as_of).map_err(Error::Spool)?;
+        drop(spool);
+        lap(&mut clock, "clean_features_stores_trends", &mut times);
+        let population = Population {
+            customers: std::mem::take(&mut joined.customers),
+            feats: digest.feats,
+            ages: digest.ages,
+            incomes: digest.incomes,
+            truth: joined.truth.take(),
+            quality: digest.quality,
+        };
+        drop(joined);
+        let (mut report, more) = segment(population, &plan, opts, models)?;
+        times.extend(more);
+        report.store_names = digest.store_names;
+        report.stores = digest.stores;
+        report.trends = digest.trends;
+        return Ok((report, times));
+    }
     if let Some(repaired) = clean::normalize(&joined) {
         joined = repaired;
     }

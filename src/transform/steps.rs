@@ -55,6 +55,9 @@ pub fn features(
     (shard_features, report, cleaned.quality)
 }
 
+/// One shard's assignments, in position order.
+pub type ShardAssignments = (Shard, Vec<Assignment>);
+
 /// Fit on every shard at once. `shards[i]` comes with `quality[i]` (its
 /// features step's counts). Returns the report of the global tables
 /// (segment_metrics, transitions; customer rows too, in unsharded order) and
@@ -63,7 +66,7 @@ pub fn fit(
     shards: Vec<ShardFeatures>,
     quality: Vec<Quality>,
     opts: &TransformOpts,
-) -> Result<(Report, Vec<(Shard, Vec<Assignment>)>), Error> {
+) -> Result<(Report, Vec<ShardAssignments>), Error> {
     if opts.holdout_from.is_some() {
         return Err(Error::Holdout {
             message: "--holdout-from is not supported by a sharded fit; run `transform` on one \

@@ -236,3 +236,27 @@ fn a_missing_or_repeated_shard_is_refused_by_fit() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("holds shard 0/2, not --shard 1/2"), "{err}");
 }
+
+#[test]
+fn a_load_missing_a_shard_fails_and_keeps_the_previous_tables() {
+    let w = inputs("200");
+    sharded(&w, 2, "sqlite://sharded.db");
+    let before = tables(&w.join("sharded.db"));
+    let (code, err) = fail(w.run(&[
+        "load",
+        "--input",
+        "fit",
+        "--input",
+        "s0/features",
+        "--input",
+        "s0/assign",
+        "--database-url",
+        "sqlite://sharded.db",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("every shard's features and assign directories"),
+        "{err}"
+    );
+    assert_eq!(tables(&w.join("sharded.db")), before);
+}
