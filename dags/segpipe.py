@@ -134,6 +134,7 @@ def segpipe():
         return cmd(
             params, "features", "--input", shard_dir(params, shard, "extract"),
             "--out", shard_dir(params, shard, "features"), "--as-of", as_of(params, dag_run),
+            "--shard", f"{shard}/{params['shards']}",
         )
 
     @task_group
@@ -156,7 +157,7 @@ def segpipe():
         return cmd(
             params, "assign", "--model", f"{workdir(params)}/fit",
             "--input", shard_dir(params, shard, "features"),
-            "--out", shard_dir(params, shard, "assign"),
+            "--out", shard_dir(params, shard, "assign"), "--shard", f"{shard}/{params['shards']}",
         )
 
     @task.bash(**BASH)
