@@ -37,9 +37,13 @@ transform:
 load url="sqlite://segpipe.db":
     cargo run --release -- load --input out/transform --database-url {{url}}
 
-# Unit + integration tests (needs the local PostgreSQL)
+# Unit + integration tests (needs the local PostgreSQL, Chromium and `just airflow`)
 test:
     cargo test
+
+# Install the pinned Airflow (target/airflow-venv) that the DAG tests run
+airflow:
+    bash .ci/airflow
 
 fmt:
     cargo fmt --all

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared helpers, one file per area.
 
+mod airflow;
 mod api;
 mod checkpoint;
 mod cli;
