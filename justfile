@@ -67,3 +67,8 @@ bench:
     cargo bench --bench load
     bash benches/run_pipeline.sh
     bash benches/file_sources.sh
+    bash benches/shards.sh
+
+# 10,000,000 customers end to end into PostgreSQL (minutes; issue 11)
+bench-10m:
+    BENCH_SIZES=10000000 BENCH_BARE=0 bash benches/run_pipeline.sh

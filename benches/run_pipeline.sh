@@ -26,6 +26,12 @@ for n in $sizes; do
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
   load_s=$(awk '$1 == "load" {print $2}' "$work/run.txt")
   rows=$(awk '$1 == "load" {print $3}' "$work/run.txt")
+  printf '   wall %s, peak RSS %d MiB\n' "$wall" $((rss / 1024))
+  # BENCH_BARE=0 skips the bare-COPY baselines (the 10M recipe: minutes each).
+  if [ "${BENCH_BARE:-1}" = 0 ]; then
+    psql "$pg/postgres" -qc "drop database $db"
+    continue
+  fi
 
   for t in $tables_in_fk_order; do
     psql "$pg/$db" -qc "\\copy (select * from $t) to '$work/$t.csv' csv"
