@@ -30,6 +30,26 @@ pub const MAX_AMOUNT: f64 = 1e12;
 
 /// Read every purchase of `path` for `customers`.
 pub fn read(path: &Path, customers: &[Customer]) -> Result<Fetched, Error> {
+    let parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if parquet {
+        read_with(path, customers, super::purchases_parquet::read)
+    } else {
+        read_with(path, customers, read_csv)
+    }
+}
+
+/// A reader of one file format, feeding rows to the sink.
+pub(crate) type Reader = fn(&Path, &mut Sink) -> Result<(), Error>;
+
+/// [`read`] with the format's reader given (tests hold two Parquet readers
+/// against each other through the same sink).
+pub(crate) fn read_with(
+    path: &Path,
+    customers: &[Customer],
+    reader: Reader,
+) -> Result<Fetched, Error> {
     let index: HashMap<u64, CustomerIdx> = customers
         .iter()
         .enumerate()
@@ -40,14 +60,7 @@ pub fn read(path: &Path, customers: &[Customer]) -> Result<Fetched, Error> {
         out: Fetched::default(),
         stores: Interner::default(),
     };
-    let parquet = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    if parquet {
-        super::purchases_parquet::read(path, &mut sink)?;
-    } else {
-        read_csv(path, &mut sink)?;
-    }
+    reader(path, &mut sink)?;
     let mut out = sink.out;
     // Joined's contract: sorted by customer, file order within one (stable).
     out.purchases.sort_by_key(|p| p.customer);
