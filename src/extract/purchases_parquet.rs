@@ -40,7 +40,7 @@ use super::Error;
 use super::purchases_file::{AmountValue, Columns, DateValue, Row, Sink};
 
 /// Rows decoded per column at a time: large enough that per-call overhead
-/// vanishes, small enough that five columns of it stay in cache.
+/// vanishes, small enough that a batch is a few hundred KB per column.
 const BATCH: usize = 8192;
 
 /// Positions of the known columns in [`Plan::slots`] and a row's cells.
@@ -451,10 +451,15 @@ enum Cell<'a> {
     Micros(i64),
     Float(f32),
     Double(f64),
-    Field(Field),
+    /// Boxed: rare, and a `Field` would triple every cell's size.
+    Field(Box<Field>),
 }
 
 impl Cell<'_> {
+    fn field(f: Field) -> Self {
+        Cell::Field(Box::new(f))
+    }
+
     /// Append the text the record API gave this cell (`Field`'s printing,
     /// strings unquoted, null empty).
     fn write_text(&self, out: &mut String) {
@@ -564,11 +569,13 @@ impl Chunk {
     }
 
     /// Whether row `r` of the batch holds a value (else it is null).
+    #[inline]
     fn present(&self, r: usize) -> bool {
         self.max_def == 0 || self.defs.get(r) == Some(&self.max_def)
     }
 
     /// The batch's `i`-th non-null value as a cell of `kind`.
+    #[inline]
     fn cell(&self, i: usize, kind: Kind, descr: &ColumnDescPtr) -> Result<Cell<'_>, String> {
         let absent = || "has fewer values than rows".to_owned();
         let converted = |e: ParquetError| e.to_string();
@@ -580,9 +587,9 @@ impl Chunk {
                         std::str::from_utf8(b.data()).map_err(|e| format!("is not UTF-8: {e}"))?,
                     ),
                     Kind::Converted => {
-                        Cell::Field(Field::convert_byte_array(descr, b.clone()).map_err(converted)?)
+                        Cell::field(Field::convert_byte_array(descr, b.clone()).map_err(converted)?)
                     }
-                    _ => Cell::Field(Field::Bytes(b.clone())),
+                    _ => Cell::field(Field::Bytes(b.clone())),
                 }
             }
             Data::Int32(_, v) => {
@@ -590,8 +597,8 @@ impl Chunk {
                 match kind {
                     Kind::Int => Cell::Int(i64::from(x)),
                     Kind::Date => Cell::Date(x),
-                    Kind::Converted => Cell::Field(Field::convert_int32(descr, x)),
-                    _ => Cell::Field(Field::Int(x)),
+                    Kind::Converted => Cell::field(Field::convert_int32(descr, x)),
+                    _ => Cell::field(Field::Int(x)),
                 }
             }
             Data::Int64(_, v) => {
@@ -600,21 +607,21 @@ impl Chunk {
                     Kind::Int => Cell::Int(x),
                     Kind::TimestampMillis => Cell::Millis(x),
                     Kind::TimestampMicros => Cell::Micros(x),
-                    Kind::Converted => Cell::Field(Field::convert_int64(descr, x)),
-                    _ => Cell::Field(Field::Long(x)),
+                    Kind::Converted => Cell::field(Field::convert_int64(descr, x)),
+                    _ => Cell::field(Field::Long(x)),
                 }
             }
             Data::Int96(_, v) => Cell::Millis(v.get(i).ok_or_else(absent)?.to_millis()),
             Data::Float(_, v) => Cell::Float(*v.get(i).ok_or_else(absent)?),
             Data::Double(_, v) => Cell::Double(*v.get(i).ok_or_else(absent)?),
-            Data::Bool(_, v) => Cell::Field(Field::Bool(*v.get(i).ok_or_else(absent)?)),
+            Data::Bool(_, v) => Cell::field(Field::Bool(*v.get(i).ok_or_else(absent)?)),
             Data::Fixed(_, v) => {
                 let b = ByteArray::from(v.get(i).ok_or_else(absent)?.clone());
                 match kind {
                     Kind::Converted => {
-                        Cell::Field(Field::convert_byte_array(descr, b).map_err(converted)?)
+                        Cell::field(Field::convert_byte_array(descr, b).map_err(converted)?)
                     }
-                    _ => Cell::Field(Field::Bytes(b)),
+                    _ => Cell::field(Field::Bytes(b)),
                 }
             }
         })
