@@ -1,6 +1,6 @@
 //! The sharded steps of DESIGN §8, over the same functions `transform` uses:
 //!
-//! - [`features`]: one shard's purchases → its customers' features plus the
+//! - [`features()`]: one shard's purchases → its customers' features plus the
 //!   per-purchase tables (store summary, monthly trends), which depend on
 //!   nothing global.
 //! - [`fit`]: every shard's features, put back in unsharded order (by
