@@ -27,6 +27,8 @@ pub mod quality_gate;
 pub mod report;
 pub mod report_tables;
 pub mod rng;
+pub mod rows;
+pub mod scratch;
 pub mod secret;
 pub mod shard;
 pub mod spool;

@@ -377,7 +377,9 @@ pub struct CustomerSegment {
     pub days_since_last_purchase: Option<i32>,
     pub purchase_frequency: Option<f64>,
     pub segment: u32,
-    pub segment_label: String,
+    /// Shared by every customer of the segment: one allocation per
+    /// segment, not per customer (a million labels were ~45 MiB).
+    pub segment_label: std::sync::Arc<str>,
     /// RFM quintile scores (1–5, 5 = best), for buyers only.
     pub r_score: Option<u8>,
     pub f_score: Option<u8>,
@@ -420,7 +422,7 @@ pub struct SegmentMetrics {
 }
 
 /// customer_store_summary row.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StoreSummary {
     pub customer: CustomerIdx,
     pub store: StoreId,
@@ -429,7 +431,7 @@ pub struct StoreSummary {
 }
 
 /// customer_purchase_trends row.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PurchaseTrend {
     pub customer: CustomerIdx,
     pub month: YearMonth,
@@ -607,8 +609,10 @@ pub struct Report {
     pub behavior: Vec<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,
     pub store_names: Vec<String>,
-    pub stores: Vec<StoreSummary>,
-    pub trends: Vec<PurchaseTrend>,
+    /// Per customer and store / month: grows with purchases, so `run`
+    /// spills them to disk (see `rows`).
+    pub stores: crate::rows::Rows<StoreSummary>,
+    pub trends: crate::rows::Rows<PurchaseTrend>,
     /// Moves from the previous model's segments (empty without one).
     pub transitions: Vec<Transition>,
     pub model: SegmentModel,

@@ -48,6 +48,22 @@ fn mobile(r: &Report, c: CustomerIdx) -> Cell<'_> {
     }
 }
 
+/// A row of a spilled table that could not be read back (logged by
+/// `Rows::get`): a dangling first cell, which every sink refuses with the
+/// table and row, so the load fails and the previous tables stay.
+fn spilled_row_lost(of: usize, index: usize, out: &mut Vec<Cell<'_>>) {
+    out.extend([
+        Cell::Dangling {
+            what: "spilled row",
+            index,
+            of,
+        },
+        Cell::Null,
+        Cell::Null,
+        Cell::Null,
+    ]);
+}
+
 const MOBILE_FK: Option<ForeignKey> = Some(ForeignKey {
     column: "mobile",
     parent: "customer_segments",
@@ -166,7 +182,7 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
             days_since_last_purchase: f.opt_int(8)?,
             purchase_frequency: f.opt_float(9)?,
             segment: f.int(10)?,
-            segment_label: f.text(11)?,
+            segment_label: f.text(11)?.into(),
             r_score: f.opt_int(12)?,
             f_score: f.opt_int(13)?,
             m_score: f.opt_int(14)?,
@@ -237,7 +253,9 @@ pub const CUSTOMER_STORE_SUMMARY: Table = Table {
     parent: MOBILE_FK,
     len: |r| r.stores.len(),
     cells: |r, i, out| {
-        let s = &r.stores[i];
+        let Some(s) = r.stores.get(i) else {
+            return spilled_row_lost(r.stores.len(), i, out);
+        };
         out.extend([
             mobile(r, s.customer),
             match r.store_names.get(s.store as usize) {
@@ -278,7 +296,9 @@ pub const CUSTOMER_PURCHASE_TRENDS: Table = Table {
     parent: MOBILE_FK,
     len: |r| r.trends.len(),
     cells: |r, i, out| {
-        let t = &r.trends[i];
+        let Some(t) = r.trends.get(i) else {
+            return spilled_row_lost(r.trends.len(), i, out);
+        };
         out.extend([
             mobile(r, t.customer),
             Cell::Month(t.month),

@@ -11,11 +11,11 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::ops::Range;
-use std::path::PathBuf;
 
 use chrono::{Datelike, NaiveDate};
 
 use crate::model::{CustomerIdx, Purchase, RawDate};
+use crate::scratch::ScratchDir;
 
 /// Customers per bucket: 64k customers hold about 800k purchases (25 MiB)
 /// at the mock's twelve per customer.
@@ -24,7 +24,7 @@ const RECORD: usize = 29;
 
 /// Bucket files being written.
 pub struct Spool {
-    dir: TempDir,
+    dir: ScratchDir,
     width: usize,
     customers: usize,
     writers: Vec<Option<BufWriter<File>>>,
@@ -33,13 +33,15 @@ pub struct Spool {
 
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("dir", &self.dir.0).finish()
+        f.debug_struct("Spool")
+            .field("dir", &self.dir.path())
+            .finish()
     }
 }
 
 /// The finished spool, read bucket by bucket.
 pub struct Spooled {
-    dir: TempDir,
+    dir: ScratchDir,
     width: usize,
     customers: usize,
     counts: Vec<u64>,
@@ -48,18 +50,9 @@ pub struct Spooled {
 impl std::fmt::Debug for Spooled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Spooled")
-            .field("dir", &self.dir.0)
+            .field("dir", &self.dir.path())
             .field("purchases", &self.len())
             .finish()
-    }
-}
-
-/// A directory removed (with its files) when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -73,15 +66,10 @@ impl Spool {
     /// A spool of `width` customers per bucket (tests use small ones).
     pub fn with_width(customers: usize, width: usize) -> std::io::Result<Spool> {
         let width = width.max(1);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("segpipe-spool-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
+        let dir = ScratchDir::new("spool")?;
         let buckets = customers.div_ceil(width).max(1);
         Ok(Spool {
-            dir: TempDir(dir),
+            dir,
             width,
             customers,
             writers: (0..buckets).map(|_| None).collect(),
@@ -95,7 +83,7 @@ impl Spool {
             Some(w) => w,
             slot => slot.insert(BufWriter::with_capacity(
                 1 << 16,
-                File::create(self.dir.0.join(format!("{b}.bin")))?,
+                File::create(self.dir.path().join(format!("{b}.bin")))?,
             )),
         };
         w.write_all(&encode(p))?;
@@ -136,8 +124,10 @@ impl Spooled {
         let range = (b * w).min(self.customers)..((b + 1) * w).min(self.customers);
         let mut out = Vec::with_capacity(self.counts[b] as usize);
         if self.counts[b] > 0 {
-            let mut r =
-                BufReader::with_capacity(1 << 16, File::open(self.dir.0.join(format!("{b}.bin")))?);
+            let mut r = BufReader::with_capacity(
+                1 << 16,
+                File::open(self.dir.path().join(format!("{b}.bin")))?,
+            );
             let mut buf = [0u8; RECORD];
             for _ in 0..self.counts[b] {
                 r.read_exact(&mut buf)?;
@@ -232,7 +222,7 @@ mod tests {
         let (r1, b1) = done.read(1).expect("bucket 1");
         assert_eq!(r1, WIDTH..80_000);
         assert_eq!(show(&b1), show(&[ps[0], ps[2]]));
-        let dir = done.dir.0.clone();
+        let dir = done.dir.path().to_path_buf();
         drop(done);
         assert!(!dir.exists(), "the spool removes its files");
     }

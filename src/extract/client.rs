@@ -120,12 +120,43 @@ struct ApiPurchase<'a> {
     order_id: Option<OrderId<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum OrderId<'a> {
     Int(i64),
     Big(u64),
-    Text(#[serde(borrow)] Cow<'a, str>),
+    Text(Cow<'a, str>),
+}
+
+/// By hand rather than `#[serde(untagged)]`: an untagged enum tries each
+/// variant in turn and formats an error message for every miss, which was
+/// 3% of a 10,000-customer run with text order ids.
+impl<'de: 'a, 'a> Deserialize<'de> for OrderId<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OrderId<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an integer")
+            }
+
+            fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(OrderId::Int(n))
+            }
+
+            fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(n).map_or(OrderId::Big(n), OrderId::Int))
+            }
+
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(OrderId::Text(Cow::Borrowed(s)))
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(OrderId::Text(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl OrderId<'_> {
@@ -559,6 +590,36 @@ mod tests {
             headers: Vec::new(),
             shard: crate::shard::Shard::WHOLE,
             spool: false,
+        }
+    }
+
+    /// DESIGN §3: `order_id` is a string or an integer; `"17"` and `17` are
+    /// one order, an escaped string is read whole, a float or a list is not
+    /// an order id.
+    #[test]
+    fn order_ids_are_strings_or_integers() {
+        let parse = |json: &str| {
+            serde_json::from_str::<Response<'_>>(&format!(
+                r#"{{"purchases": [{{"mobile": "1", "order_id": {json}}}]}}"#
+            ))
+            .map(|r| r.purchases[0].order_id.as_ref().map(OrderId::key))
+        };
+        let text = parse(r#""17""#).expect("text");
+        assert_eq!(text, Some(order_key("17")));
+        assert_eq!(parse("17").expect("int"), text);
+        assert_eq!(
+            parse("18446744073709551615").expect("u64"),
+            Some(order_key("18446744073709551615"))
+        );
+        assert_eq!(parse("-3").expect("negative"), Some(order_key("-3")));
+        assert_eq!(
+            parse(r#""a\"b""#).expect("escaped"),
+            Some(order_key("a\"b"))
+        );
+        assert_eq!(parse("null").expect("null"), None);
+        for bad in ["1.5", "[1]", "true"] {
+            let err = parse(bad).expect_err(bad).to_string();
+            assert!(err.contains("a string or an integer"), "{bad}: {err}");
         }
     }
 

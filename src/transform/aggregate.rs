@@ -36,6 +36,7 @@ pub fn aggregate(
     scores: &[Option<Rfm>],
 ) -> Tables {
     // Customers are moved in, so mobiles and names are not copied.
+    let shared: Vec<std::sync::Arc<str>> = labels.iter().map(|l| l.as_str().into()).collect();
     let customers: Vec<CustomerSegment> = customers
         .into_iter()
         .zip(features)
@@ -52,7 +53,7 @@ pub fn aggregate(
             days_since_last_purchase: f.days_since_last_purchase,
             purchase_frequency: f.purchase_frequency.map(round4),
             segment: segment[c],
-            segment_label: labels[segment[c] as usize].clone(),
+            segment_label: shared[segment[c] as usize].clone(),
             r_score: scores[c].map(|s| s.r),
             f_score: scores[c].map(|s| s.f),
             m_score: scores[c].map(|s| s.m),
@@ -99,7 +100,7 @@ pub fn mobiles_only(customers: &[Customer]) -> Vec<CustomerSegment> {
             days_since_last_purchase: None,
             purchase_frequency: None,
             segment: 0,
-            segment_label: String::new(),
+            segment_label: "".into(),
             r_score: None,
             f_score: None,
             m_score: None,

@@ -106,9 +106,7 @@ pub fn silhouettes(data: &[f64], d: usize, sample: &[usize], labelings: &[&[u32]
             })
             .collect()
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(s);
+    let threads = super::criteria::cores().min(s);
     let per = s.div_ceil(threads);
     // Each thread scores its own points; the per-point values are added in
     // point order afterwards so the result does not depend on the thread count.

@@ -96,7 +96,7 @@ pub fn score(report: &Report, split: &Outcome, from: NaiveDate, to: NaiveDate) -
     let seg_of: Vec<(u32, String)> = report
         .customers
         .iter()
-        .map(|c| (c.segment, c.segment_label.clone()))
+        .map(|c| (c.segment, c.segment_label.to_string()))
         .collect();
     let (eta2, segments) = groups(&seg_of, &split.next_spend, &split.next_purchases);
     let cell_of: Vec<(u32, String)> = report

@@ -58,6 +58,22 @@ pub struct Fit {
     pub iterations: u32,
 }
 
+/// Call a `<const D: usize>` function of this module with `D` = the row
+/// width `d` for the widths segpipe's feature sets have, else `D` = 0.
+macro_rules! by_width {
+    ($d:expr, $f:ident($($arg:expr),*)) => {
+        match $d {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            _ => $f::<0>($($arg),*),
+        }
+    };
+}
+
 /// Fit KMeans to `data` (`n * d` values, row-major).
 pub fn fit(data: &[f64], d: usize, params: &Params, rng: &mut Rng) -> Fit {
     let n = data.len().checked_div(d).unwrap_or(0);
@@ -74,8 +90,8 @@ pub fn fit(data: &[f64], d: usize, params: &Params, rng: &mut Rng) -> Fit {
     let tol = params.tol * mean_variance(data, d);
     let mut best: Option<Fit> = None;
     for _ in 0..params.restarts.max(1) {
-        let init = kmeans_plus_plus(data, d, k, rng);
-        let fit = lloyd(data, d, k, init, params.max_iter.max(1), tol);
+        let init = by_width!(d, kmeans_plus_plus(data, d, k, rng));
+        let fit = by_width!(d, lloyd(data, d, k, init, params.max_iter.max(1), tol));
         if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
             best = Some(fit);
         }
@@ -89,7 +105,7 @@ pub fn predict(data: &[f64], d: usize, centroids: &[f64]) -> (Vec<u32>, f64) {
     let k = centroids.len().checked_div(d).unwrap_or(0);
     let mut labels = vec![u32::MAX; n];
     let mut dists = vec![0.0; n];
-    let step = assign(data, d, centroids, k, &mut labels, &mut dists);
+    let step = by_width!(d, assign(data, d, centroids, k, &mut labels, &mut dists));
     (labels, step.inertia)
 }
 
@@ -114,15 +130,33 @@ fn dist2(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// `dist2` with the row width `D` known at compile time (0: only at run
+/// time), so the per-point loops over centroids unroll. The squares are
+/// added in the same order, so every result is bit-identical to `dist2`'s.
+#[inline(always)]
+fn dist2_d<const D: usize>(a: &[f64], b: &[f64]) -> f64 {
+    if D == 0 {
+        return dist2(a, b);
+    }
+    let (a, b) = (&a[..D], &b[..D]);
+    let mut sum = 0.0;
+    for j in 0..D {
+        sum += (a[j] - b[j]) * (a[j] - b[j]);
+    }
+    sum
+}
+
 /// Greedy k-means++ (Arthur & Vassilvitskii; scikit-learn's 2 + ln k local
 /// trials): each new centre is the best of a few D²-sampled candidates, which
 /// avoids the occasional bad seed that plain k-means++ draws.
-fn kmeans_plus_plus(data: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64> {
+fn kmeans_plus_plus<const D: usize>(data: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64> {
     let n = data.len() / d;
     let row = |i: usize| &data[i * d..(i + 1) * d];
     let mut centroids = Vec::with_capacity(k * d);
     centroids.extend_from_slice(row(rng.random_range(0..n)));
-    let mut closest: Vec<f64> = (0..n).map(|i| dist2(row(i), &centroids[..d])).collect();
+    let mut closest: Vec<f64> = (0..n)
+        .map(|i| dist2_d::<D>(row(i), &centroids[..d]))
+        .collect();
     let trials = 2 + (k as f64).ln() as usize;
     let mut candidate_closest = vec![0.0; n];
     let mut best_closest = vec![0.0; n];
@@ -146,7 +180,7 @@ fn kmeans_plus_plus(data: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64>
             };
             let mut pot = 0.0;
             for (i, slot) in candidate_closest.iter_mut().enumerate() {
-                *slot = closest[i].min(dist2(row(i), row(cand)));
+                *slot = closest[i].min(dist2_d::<D>(row(i), row(cand)));
                 pot += *slot;
             }
             if best.is_none_or(|(b, _)| pot < b) {
@@ -161,7 +195,7 @@ fn kmeans_plus_plus(data: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64>
     centroids
 }
 
-fn lloyd(
+fn lloyd<const D: usize>(
     data: &[f64],
     d: usize,
     k: usize,
@@ -174,7 +208,7 @@ fn lloyd(
     let mut dists = vec![0.0; n];
     let mut iterations = 0;
     while iterations < max_iter {
-        let step = assign(data, d, &centroids, k, &mut labels, &mut dists);
+        let step = assign::<D>(data, d, &centroids, k, &mut labels, &mut dists);
         iterations += 1;
         if step.changed == 0 {
             // Labels are stable, so the centroids are already their means.
@@ -210,7 +244,7 @@ fn lloyd(
             break;
         }
     }
-    let step = assign(data, d, &centroids, k, &mut labels, &mut dists);
+    let step = assign::<D>(data, d, &centroids, k, &mut labels, &mut dists);
     Fit {
         k,
         centroids,
@@ -228,7 +262,7 @@ struct Step {
 }
 
 /// Assign every point to its nearest centroid, in parallel over fixed chunks.
-fn assign(
+fn assign<const D: usize>(
     data: &[f64],
     d: usize,
     centroids: &[f64],
@@ -241,14 +275,11 @@ fn assign(
         .step_by(CHUNK)
         .map(|s| s..(s + CHUNK).min(n))
         .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(chunks.len())
-        .max(1);
+    let threads = super::criteria::cores().min(chunks.len()).max(1);
     let mut parts: Vec<Option<Step>> = (0..chunks.len()).map(|_| None).collect();
     if threads == 1 {
         for (ci, r) in chunks.iter().enumerate() {
-            parts[ci] = Some(assign_chunk(
+            parts[ci] = Some(assign_chunk::<D>(
                 &data[r.start * d..r.end * d],
                 d,
                 centroids,
@@ -277,7 +308,7 @@ fn assign(
                 s.spawn(move || {
                     for (ci, r) in group.iter().enumerate() {
                         let (a, b) = (r.start - start, r.end - start);
-                        p[ci] = Some(assign_chunk(
+                        p[ci] = Some(assign_chunk::<D>(
                             &data[r.start * d..r.end * d],
                             d,
                             centroids,
@@ -309,7 +340,7 @@ fn assign(
     total
 }
 
-fn assign_chunk(
+fn assign_chunk<const D: usize>(
     data: &[f64],
     d: usize,
     centroids: &[f64],
@@ -328,7 +359,7 @@ fn assign_chunk(
         let mut best = 0usize;
         let mut best_d = f64::INFINITY;
         for c in 0..k {
-            let dc = dist2(x, &centroids[c * d..(c + 1) * d]);
+            let dc = dist2_d::<D>(x, &centroids[c * d..(c + 1) * d]);
             if dc < best_d {
                 best_d = dc;
                 best = c;
@@ -449,7 +480,7 @@ mod tests {
     fn empty_cluster_is_repaired() {
         // Start with two identical centroids: one gets no points and must move.
         let data = vec![0.0, 0.1, 10.0, 10.1];
-        let f = lloyd(&data, 1, 2, vec![0.0, 0.0], 10, 0.0);
+        let f = lloyd::<0>(&data, 1, 2, vec![0.0, 0.0], 10, 0.0);
         assert_eq!(f.k, 2);
         assert!(f.inertia < 0.02, "{f:?}");
     }

@@ -255,8 +255,8 @@ fn transform_with(
     let (mut report, more) = segment(population, &plan, opts, models)?;
     times.extend(more);
     report.store_names = cleaned.store_names;
-    report.stores = stores;
-    report.trends = trends;
+    report.stores = stores.into();
+    report.trends = trends.into();
     Ok((report, times))
 }
 
@@ -267,7 +267,9 @@ fn lap(clock: &mut Instant, step: &'static str, times: &mut StepTimes) {
     tracing::debug!(
         message = "Transform step done.",
         step,
-        elapsed_ms = (now - *clock).as_millis() as u64
+        elapsed_ms = (now - *clock).as_millis() as u64,
+        rss_mib = crate::summary::rss_mib(),
+        peak_mib = crate::summary::peak_rss_mib()
     );
     *clock = now;
 }
@@ -397,6 +399,8 @@ fn segment(
             })
             .collect();
     }
+    // Segmenting is done: free its inputs before the report rows are built.
+    drop(demographics);
     let mut quality = extract_quality;
     for (s, &count) in seg.scales.iter().zip(&seg.imputed) {
         if count > 0 {
@@ -466,8 +470,8 @@ fn segment(
         behavior: tables.behavior,
         segments: tables.segments,
         store_names: Vec::new(),
-        stores: Vec::new(),
-        trends: Vec::new(),
+        stores: Default::default(),
+        trends: Default::default(),
         transitions,
         model,
         quality,
@@ -879,7 +883,7 @@ mod tests {
         assert_eq!(last.segment as usize, k);
         for c in &a.customers {
             assert_eq!(c.purchase_count == 0, c.segment as usize == k, "{c:?}");
-            assert_eq!(c.segment_label, a.model.labels[&c.segment]);
+            assert_eq!(*c.segment_label, *a.model.labels[&c.segment]);
         }
         let mut labels: Vec<&String> = a.model.labels.values().collect();
         labels.sort();
@@ -887,18 +891,22 @@ mod tests {
         assert_eq!(labels.len(), a.segments.len(), "labels are unique");
         // Store and trend rows sorted, and visits add up to purchases.
         let names = &a.store_names;
+        let (stores, trends) = (
+            a.stores.to_vec().expect("stores"),
+            a.trends.to_vec().expect("trends"),
+        );
         assert!(
-            a.stores
+            stores
                 .windows(2)
                 .all(|w| (w[0].customer, &names[w[0].store as usize])
                     < (w[1].customer, &names[w[1].store as usize]))
         );
         assert!(
-            a.trends
+            trends
                 .windows(2)
                 .all(|w| (w[0].customer, w[0].month) < (w[1].customer, w[1].month))
         );
-        let visits: u64 = a.stores.iter().map(|s| u64::from(s.visit_count)).sum();
+        let visits: u64 = stores.iter().map(|s| u64::from(s.visit_count)).sum();
         let purchases: u64 = a
             .customers
             .iter()
@@ -1013,8 +1021,8 @@ mod tests {
                 (Some(r), Some(f), Some(m)) => rfm::named(rfm::Rfm { r, f, m }).label(),
                 _ => NO_PURCHASES,
             };
-            assert_eq!(c.segment_label, want, "{c:?}");
-            assert_eq!(r.model.labels[&c.segment], c.segment_label);
+            assert_eq!(&*c.segment_label, want, "{c:?}");
+            assert_eq!(*r.model.labels[&c.segment], *c.segment_label);
         }
         // Same data, same segments; and the saved RFM model reproduces them.
         let again = with_models(world(3_000), &opts(), Some(&r.model), None).expect("apply");

@@ -6,8 +6,11 @@
 //! only, no strings) and purchases; the per-purchase counts are summed over
 //! buckets and the demographic ones computed once over every customer, in
 //! the order `clean` writes them, so the quality table is the same too.
+//! Store and trend rows go to spill files as each bucket makes them (see
+//! `rows`): they are most of the report's rows and grow with purchases.
 
 use crate::model::{Customer, Joined, PurchaseTrend, Quality, StoreSummary};
+use crate::rows::{Rows, Spill};
 use crate::spool::Spooled;
 
 use super::features::Features;
@@ -18,8 +21,8 @@ pub struct Digest {
     pub ages: Vec<Option<u16>>,
     pub incomes: Vec<Option<f64>>,
     pub store_names: Vec<String>,
-    pub stores: Vec<StoreSummary>,
-    pub trends: Vec<PurchaseTrend>,
+    pub stores: Rows<StoreSummary>,
+    pub trends: Rows<PurchaseTrend>,
     pub quality: Quality,
 }
 
@@ -32,7 +35,7 @@ pub fn digest(
     let demo = clean::demographics(&joined.customers);
     let demographic: Vec<&str> = demo.rules.iter().map(|(r, _)| *r).collect();
     let mut feats = Vec::with_capacity(n);
-    let (mut stores, mut trends) = (Vec::new(), Vec::new());
+    let (mut stores, mut trends) = (Spill::new("stores")?, Spill::new("trends")?);
     let mut purchase_rules = Quality::default();
     let mut store_names = joined.stores.clone();
     for b in 0..spool.buckets() {
@@ -65,14 +68,18 @@ pub fn digest(
         let (s, t) = aggregate::stores_and_trends(&chunk, &cleaned);
         let at =
             |c: crate::model::CustomerIdx| crate::model::CustomerIdx::from_index(c.index() + base);
-        stores.extend(s.into_iter().map(|r| StoreSummary {
-            customer: at(r.customer),
-            ..r
-        }));
-        trends.extend(t.into_iter().map(|r| PurchaseTrend {
-            customer: at(r.customer),
-            ..r
-        }));
+        for r in s {
+            stores.push(&StoreSummary {
+                customer: at(r.customer),
+                ..r
+            })?;
+        }
+        for r in t {
+            trends.push(&PurchaseTrend {
+                customer: at(r.customer),
+                ..r
+            })?;
+        }
         for q in cleaned
             .quality
             .0
@@ -99,8 +106,8 @@ pub fn digest(
         ages: demo.ages,
         incomes: demo.incomes,
         store_names,
-        stores,
-        trends,
+        stores: stores.finish()?,
+        trends: trends.finish()?,
         quality,
     })
 }
@@ -130,6 +137,7 @@ mod tests {
         let a = transform(j, &opts()).expect("in memory");
         let b = transform(spooled, &opts()).expect("spooled");
         assert!(a.stores.len() > 1_000 && a.trends.len() > 1_000);
+        assert!(b.stores.is_spilled() && b.trends.is_spilled());
         assert_eq!(a.customers, b.customers);
         assert_eq!(a.behavior, b.behavior);
         assert_eq!(a.segments, b.segments);

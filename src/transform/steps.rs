@@ -41,8 +41,8 @@ pub fn features(
     let report = Report {
         customers: rows,
         store_names: cleaned.store_names,
-        stores,
-        trends,
+        stores: stores.into(),
+        trends: trends.into(),
         ..Report::default()
     };
     let shard_features = ShardFeatures {

@@ -51,7 +51,7 @@ pub fn report(n: u32, variant: u32) -> Report {
             days_since_last_purchase: (i % 11 != 0).then_some((i * 3 % 700) as i32),
             purchase_frequency: (i % 11 != 0).then_some(f64::from(i % 5) / 3.0),
             segment: i % 3,
-            segment_label: labels[(i % 3) as usize].to_owned(),
+            segment_label: labels[(i % 3) as usize].into(),
             r_score: (i % 11 != 0).then_some((i % 5 + 1) as u8),
             f_score: (i % 11 != 0).then_some(((i + 1) % 5 + 1) as u8),
             m_score: (i % 11 != 0).then_some(((i + 2) % 5 + 1) as u8),
@@ -477,7 +477,7 @@ fn foreign_keys_hold() {
 fn bad_values_name_table_and_row() {
     let db = TestDb::new();
     let mut r = report(10, 1);
-    r.trends[4].customer = CustomerIdx::from_index(999);
+    r.trends.to_mut().expect("in memory")[4].customer = CustomerIdx::from_index(999);
     let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("dangling");
     assert_eq!(
         err.to_string(),

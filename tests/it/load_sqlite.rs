@@ -327,15 +327,15 @@ fn sqlite_rows_in_any_order_give_the_same_tables() {
     for b in &mut shuffled.behavior {
         b.customer = moved(b.customer);
     }
-    for s in &mut shuffled.stores {
+    for s in shuffled.stores.to_mut().expect("in memory") {
         s.customer = moved(s.customer);
     }
-    for t in &mut shuffled.trends {
+    for t in shuffled.trends.to_mut().expect("in memory") {
         t.customer = moved(t.customer);
     }
     shuffled.behavior.reverse();
-    shuffled.stores.reverse();
-    shuffled.trends.reverse();
+    shuffled.stores.to_mut().expect("in memory").reverse();
+    shuffled.trends.to_mut().expect("in memory").reverse();
     shuffled.segments.reverse();
     let (a, b) = (dir.join("a.db"), dir.join("b.db"));
     load_ok(&a, &r);
