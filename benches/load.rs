@@ -154,7 +154,7 @@ fn synthetic(n: u32) -> Report {
         .collect();
     Report {
         customers,
-        behavior,
+        behavior: behavior.into(),
         segments,
         store_names: [
             "DMart",

@@ -580,7 +580,7 @@ pub fn read_reports(dirs: &[PathBuf]) -> Result<Report, Error> {
     })?;
     Ok(Report {
         customers: parts.customers,
-        behavior: parts.behavior,
+        behavior: parts.behavior.into(),
         segments: parts.segments,
         store_names: parts.store_names,
         stores: parts.stores.into(),

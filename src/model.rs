@@ -387,7 +387,7 @@ pub struct CustomerSegment {
 }
 
 /// customer_behavior_metrics row; `customer` indexes `Report::customers`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CustomerBehavior {
     pub customer: CustomerIdx,
     pub total_spent: f64,
@@ -606,7 +606,8 @@ pub struct Transition {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     pub customers: Vec<CustomerSegment>,
-    pub behavior: Vec<CustomerBehavior>,
+    /// One per customer; `run` spills them too (see `rows`).
+    pub behavior: crate::rows::Rows<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,
     pub store_names: Vec<String>,
     /// Per customer and store / month: grows with purchases, so `run`

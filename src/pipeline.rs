@@ -112,8 +112,6 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         checkpoint::write_rejects(&dir.join("extract"), &validated.header, &validated.rejects)?;
     }
     let rows_read = validated.rows_read;
-    // No truth file (the user's own customers): nothing to score against.
-    let truth = (!truth.is_empty()).then_some(&truth);
     // Purchases go to a disk spool, so memory grows with customers only
     // (DESIGN §8). Checkpoints and holdout splits read purchases whole, so
     // they keep them in memory.
@@ -121,7 +119,11 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         spool: ckpt.is_none() && s.transform.holdout_from.is_none(),
         ..extract_opts(s, &api_url)
     };
-    let extracted = extract::extract(validated, truth, &opts);
+    // No truth file (the user's own customers): nothing to score against.
+    let extracted = extract::extract(validated, (!truth.is_empty()).then_some(&truth), &opts);
+    // Extract put each customer's persona beside it; the map (a million
+    // entries, ~40 MiB) would otherwise live through transform and load.
+    drop(truth);
     let server_used = server.is_some();
     if let Some(server) = server {
         server.shutdown();

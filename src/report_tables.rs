@@ -51,17 +51,13 @@ fn mobile(r: &Report, c: CustomerIdx) -> Cell<'_> {
 /// A row of a spilled table that could not be read back (logged by
 /// `Rows::get`): a dangling first cell, which every sink refuses with the
 /// table and row, so the load fails and the previous tables stay.
-fn spilled_row_lost(of: usize, index: usize, out: &mut Vec<Cell<'_>>) {
-    out.extend([
-        Cell::Dangling {
-            what: "spilled row",
-            index,
-            of,
-        },
-        Cell::Null,
-        Cell::Null,
-        Cell::Null,
-    ]);
+fn spilled_row_lost(of: usize, index: usize, columns: usize, out: &mut Vec<Cell<'_>>) {
+    out.push(Cell::Dangling {
+        what: "spilled row",
+        index,
+        of,
+    });
+    out.extend(std::iter::repeat_n(Cell::Null, columns - 1));
 }
 
 const MOBILE_FK: Option<ForeignKey> = Some(ForeignKey {
@@ -209,7 +205,9 @@ pub const CUSTOMER_BEHAVIOR_METRICS: Table = Table {
     parent: MOBILE_FK,
     len: |r| r.behavior.len(),
     cells: |r, i, out| {
-        let b = &r.behavior[i];
+        let Some(b) = r.behavior.get(i) else {
+            return spilled_row_lost(r.behavior.len(), i, 10, out);
+        };
         out.extend([
             mobile(r, b.customer),
             Cell::Float(b.total_spent),
@@ -254,7 +252,7 @@ pub const CUSTOMER_STORE_SUMMARY: Table = Table {
     len: |r| r.stores.len(),
     cells: |r, i, out| {
         let Some(s) = r.stores.get(i) else {
-            return spilled_row_lost(r.stores.len(), i, out);
+            return spilled_row_lost(r.stores.len(), i, 4, out);
         };
         out.extend([
             mobile(r, s.customer),
@@ -297,7 +295,7 @@ pub const CUSTOMER_PURCHASE_TRENDS: Table = Table {
     len: |r| r.trends.len(),
     cells: |r, i, out| {
         let Some(t) = r.trends.get(i) else {
-            return spilled_row_lost(r.trends.len(), i, out);
+            return spilled_row_lost(r.trends.len(), i, 4, out);
         };
         out.extend([
             mobile(r, t.customer),

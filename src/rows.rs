@@ -4,7 +4,8 @@
 //! a million customers, 270 MiB as structs), everything else with
 //! customers. `run` spills them as transform makes them, bucket by bucket,
 //! and the sinks read them back in order through a small page cache, so the
-//! process's peak is set by customers (DESIGN §8). Checkpoints, shards and
+//! process's peak is set by customers (DESIGN §8); the behavior rows
+//! (one per customer, 96 bytes each) are spilled as well. Checkpoints, shards and
 //! tests keep them in memory; both kinds read the same through [`Rows::get`].
 
 use std::fmt;
@@ -13,7 +14,9 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
-use crate::model::{CustomerIdx, PurchaseTrend, StoreSummary, YearMonth};
+use chrono::NaiveDate;
+
+use crate::model::{CustomerBehavior, CustomerIdx, PurchaseTrend, StoreSummary, YearMonth};
 use crate::scratch::ScratchDir;
 
 /// A row with a fixed-size little-endian encoding.
@@ -305,6 +308,63 @@ impl Record for PurchaseTrend {
     }
 }
 
+/// Bit `i` of the flags byte says optional field `i` has a value; an
+/// absent value is written as zeros.
+impl Record for CustomerBehavior {
+    const SIZE: usize = 4 + 8 + 3 * 8 + 4 + 2 * 4 + 2 * 4 + 1;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut flags = 0u8;
+        let mut opt_f64 = |bit: u8, x: Option<f64>, out: &mut Vec<u8>| {
+            flags |= u8::from(x.is_some()) << bit;
+            out.extend(x.unwrap_or(0.0).to_le_bytes());
+        };
+        out.extend((self.customer.index() as u32).to_le_bytes());
+        out.extend(self.total_spent.to_le_bytes());
+        opt_f64(0, self.avg_transaction_value, out);
+        opt_f64(1, self.max_purchase_amount, out);
+        opt_f64(2, self.min_purchase_amount, out);
+        out.extend(self.purchase_count.to_le_bytes());
+        let days = |d: Option<NaiveDate>| d.map(|d| d.to_epoch_days());
+        let ints = [
+            days(self.first_purchase),
+            days(self.last_purchase),
+            self.days_since_first_purchase,
+            self.days_since_last_purchase,
+        ];
+        for (bit, x) in (3u8..).zip(ints) {
+            flags |= u8::from(x.is_some()) << bit;
+            out.extend(x.unwrap_or(0).to_le_bytes());
+        }
+        out.push(flags);
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        let flags = b[Self::SIZE - 1];
+        let has = |bit: u8| flags & (1 << bit) != 0;
+        let opt_f64 = |bit: u8, at: usize| has(bit).then(|| f64_at(b, at));
+        let opt_i32 = |bit: u8, at: usize| has(bit).then(|| u32_at(b, at) as i32);
+        let date = |bit: u8, at: usize| -> Option<Option<NaiveDate>> {
+            match opt_i32(bit, at) {
+                None => Some(None),
+                Some(days) => NaiveDate::from_epoch_days(days).map(Some),
+            }
+        };
+        Some(CustomerBehavior {
+            customer: CustomerIdx::from_index(u32_at(b, 0) as usize),
+            total_spent: f64_at(b, 4),
+            avg_transaction_value: opt_f64(0, 12),
+            max_purchase_amount: opt_f64(1, 20),
+            min_purchase_amount: opt_f64(2, 28),
+            purchase_count: u32_at(b, 36),
+            first_purchase: date(3, 40)?,
+            last_purchase: date(4, 44)?,
+            days_since_first_purchase: opt_i32(5, 48),
+            days_since_last_purchase: opt_i32(6, 52),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +416,42 @@ mod tests {
         assert_eq!(PurchaseTrend::decode(&b), Some(t));
         b[8] = 13;
         assert_eq!(PurchaseTrend::decode(&b), None);
+    }
+
+    #[test]
+    fn behavior_round_trips_with_and_without_values() {
+        let full = CustomerBehavior {
+            customer: CustomerIdx::from_index(7),
+            total_spent: 12.5,
+            avg_transaction_value: Some(-0.0),
+            max_purchase_amount: Some(1e12),
+            min_purchase_amount: Some(0.01),
+            purchase_count: 3,
+            first_purchase: NaiveDate::from_ymd_opt(1969, 12, 31),
+            last_purchase: NaiveDate::from_ymd_opt(2026, 11, 24),
+            days_since_first_purchase: Some(0),
+            days_since_last_purchase: Some(-4),
+        };
+        let empty = CustomerBehavior {
+            customer: CustomerIdx::from_index(8),
+            total_spent: 0.0,
+            avg_transaction_value: None,
+            max_purchase_amount: None,
+            min_purchase_amount: None,
+            purchase_count: 0,
+            first_purchase: None,
+            last_purchase: None,
+            days_since_first_purchase: None,
+            days_since_last_purchase: None,
+        };
+        for row in [full, empty] {
+            let mut b = Vec::new();
+            row.encode(&mut b);
+            assert_eq!(b.len(), CustomerBehavior::SIZE);
+            let back = CustomerBehavior::decode(&b).expect("decodes");
+            // Debug text tells -0.0 from 0.0, which `==` does not.
+            assert_eq!(format!("{back:?}"), format!("{row:?}"));
+        }
     }
 
     /// The scratch directory goes with the last clone of the rows.

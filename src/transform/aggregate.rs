@@ -13,6 +13,8 @@ use crate::model::{
     SegmentMetrics, StoreId, StoreSummary, YearMonth, round2, round4,
 };
 
+use crate::rows::{Rows, Spill};
+
 use super::clean::Cleaned;
 use super::features::Features;
 use super::rfm::Rfm;
@@ -20,13 +22,14 @@ use super::rfm::Rfm;
 /// The per-customer tables (stores and trends come from [`stores_and_trends`]).
 pub struct Tables {
     pub customers: Vec<CustomerSegment>,
-    pub behavior: Vec<CustomerBehavior>,
+    pub behavior: Rows<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,
 }
 
 /// Build every table. `segment[c]` is customer c's segment id,
 /// `labels[s]` the label of segment s (ids are `0..labels.len()`) and
-/// `scores[c]` customer c's RFM scores (`None` for non-buyers).
+/// `scores[c]` customer c's RFM scores (`None` for non-buyers). With
+/// `spill`, behavior rows go to a scratch file as they are made (`run`).
 pub fn aggregate(
     customers: Vec<Customer>,
     (ages, incomes): (&[Option<u16>], &[Option<f64>]),
@@ -34,7 +37,8 @@ pub fn aggregate(
     segment: &[u32],
     labels: &[String],
     scores: &[Option<Rfm>],
-) -> Tables {
+    spill: bool,
+) -> std::io::Result<Tables> {
     // Customers are moved in, so mobiles and names are not copied.
     let shared: Vec<std::sync::Arc<str>> = labels.iter().map(|l| l.as_str().into()).collect();
     let customers: Vec<CustomerSegment> = customers
@@ -59,28 +63,33 @@ pub fn aggregate(
             m_score: scores[c].map(|s| s.m),
         })
         .collect();
-    let behavior = features
-        .iter()
-        .enumerate()
-        .map(|(c, f)| CustomerBehavior {
-            customer: CustomerIdx::from_index(c),
-            total_spent: round2(f.clv),
-            avg_transaction_value: f.avg_purchase_amount.map(round2),
-            max_purchase_amount: f.max_purchase_amount.map(round2),
-            min_purchase_amount: f.min_purchase_amount.map(round2),
-            purchase_count: f.purchase_count,
-            first_purchase: f.first_purchase,
-            last_purchase: f.last_purchase,
-            days_since_first_purchase: f.days_since_first_purchase,
-            days_since_last_purchase: f.days_since_last_purchase,
-        })
-        .collect();
+    let behavior_row = |(c, f): (usize, &Features)| CustomerBehavior {
+        customer: CustomerIdx::from_index(c),
+        total_spent: round2(f.clv),
+        avg_transaction_value: f.avg_purchase_amount.map(round2),
+        max_purchase_amount: f.max_purchase_amount.map(round2),
+        min_purchase_amount: f.min_purchase_amount.map(round2),
+        purchase_count: f.purchase_count,
+        first_purchase: f.first_purchase,
+        last_purchase: f.last_purchase,
+        days_since_first_purchase: f.days_since_first_purchase,
+        days_since_last_purchase: f.days_since_last_purchase,
+    };
+    let behavior = if spill {
+        let mut out = Spill::new("behavior")?;
+        for row in features.iter().enumerate().map(behavior_row) {
+            out.push(&row)?;
+        }
+        out.finish()?
+    } else {
+        features.iter().enumerate().map(behavior_row).collect()
+    };
     let segments = segment_metrics(&customers, labels);
-    Tables {
+    Ok(Tables {
         customers,
         behavior,
         segments,
-    }
+    })
 }
 
 /// customer_segments rows carrying only the mobile: what the store and
@@ -316,7 +325,9 @@ mod tests {
                 None,
                 Some(Rfm { r: 1, f: 2, m: 5 }),
             ],
-        );
+            false,
+        )
+        .expect("in memory");
         assert_eq!(
             (
                 t.customers[0].r_score,
@@ -331,7 +342,7 @@ mod tests {
         assert_eq!(t.customers.len(), 3);
         assert_eq!(t.customers[1].age, Some(40), "imputed median");
         assert_eq!(t.customers[0].clv, 16.25);
-        assert_eq!(t.behavior[1].customer.index(), 1);
+        assert_eq!(t.behavior.get(1).map(|b| b.customer.index()), Some(1));
         let names = &cleaned.store_names;
         let rows: Vec<(usize, &str, f64, u32)> = stores
             .iter()

@@ -88,7 +88,7 @@ pub enum Error {
     ModelMismatch { path: PathBuf, message: String },
     #[error("invalid holdout: {message}")]
     Holdout { message: String },
-    #[error("cannot read the purchases spool")]
+    #[error("cannot use the scratch files of the purchase spool or spilled rows (TMPDIR)")]
     Spool(#[source] std::io::Error),
 }
 
@@ -224,6 +224,7 @@ fn transform_with(
             incomes: digest.incomes,
             truth: joined.truth.take(),
             quality: digest.quality,
+            spill_rows: true,
         };
         drop(joined);
         let (mut report, more) = segment(population, &plan, opts, models)?;
@@ -250,6 +251,7 @@ fn transform_with(
         incomes: cleaned.incomes,
         truth: joined.truth.take(),
         quality: cleaned.quality,
+        spill_rows: false,
     };
     drop(joined);
     let (mut report, more) = segment(population, &plan, opts, models)?;
@@ -319,6 +321,9 @@ pub struct Population {
     pub truth: Option<Vec<Option<Persona>>>,
     /// Extract's and clean's counts, demographics included.
     pub quality: crate::model::Quality,
+    /// Spill the behavior rows to disk as they are made (`run`'s spool
+    /// path: memory set by customers, DESIGN §8).
+    pub spill_rows: bool,
 }
 
 /// Segment a population: the per-customer half of transform. The report
@@ -336,6 +341,7 @@ fn segment(
         incomes,
         truth,
         quality: extract_quality,
+        spill_rows,
     } = population;
     let n = customers.len();
     if n == 0 {
@@ -440,7 +446,9 @@ fn segment(
         &seg.segment,
         &seg.labels,
         &scores,
-    );
+        spill_rows,
+    )
+    .map_err(Error::Spool)?;
     lap(&mut clock, "aggregate", &mut times);
 
     let model = SegmentModel {
@@ -1157,6 +1165,8 @@ mod tests {
         // The fit saw nothing from the holdout period.
         assert!(
             r.behavior
+                .to_vec()
+                .expect("behavior")
                 .iter()
                 .all(|b| b.last_purchase.is_none_or(|d| d < from))
         );

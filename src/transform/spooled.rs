@@ -137,7 +137,7 @@ mod tests {
         let a = transform(j, &opts()).expect("in memory");
         let b = transform(spooled, &opts()).expect("spooled");
         assert!(a.stores.len() > 1_000 && a.trends.len() > 1_000);
-        assert!(b.stores.is_spilled() && b.trends.is_spilled());
+        assert!(b.stores.is_spilled() && b.trends.is_spilled() && b.behavior.is_spilled());
         assert_eq!(a.customers, b.customers);
         assert_eq!(a.behavior, b.behavior);
         assert_eq!(a.segments, b.segments);

@@ -129,6 +129,7 @@ pub fn fit(
         incomes: demo.incomes,
         truth: has_truth.then_some(truth),
         quality: total,
+        spill_rows: false,
     };
     let (report, _) = super::segment(population, &plan, opts, &models)?;
     let mut per_shard: BTreeMap<usize, Vec<Assignment>> = BTreeMap::new();
@@ -204,7 +205,9 @@ pub fn assign(
         &segment,
         &labels,
         &scores,
-    );
+        false,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Report {
         customers: tables.customers,
         behavior: tables.behavior,

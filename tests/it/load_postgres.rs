@@ -491,7 +491,7 @@ fn bad_values_name_table_and_row() {
         "`customer_segments` row 2: `clv` is NaN, not money"
     );
     let mut r = report(10, 1);
-    r.behavior[0].total_spent = 1e13;
+    r.behavior.to_mut().expect("in memory")[0].total_spent = 1e13;
     let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("overflow");
     assert!(
         matches!(

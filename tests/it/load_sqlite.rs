@@ -324,7 +324,7 @@ fn sqlite_rows_in_any_order_give_the_same_tables() {
     let n = r.customers.len();
     shuffled.customers.reverse();
     let moved = |c: CustomerIdx| CustomerIdx::from_index(n - 1 - c.index());
-    for b in &mut shuffled.behavior {
+    for b in shuffled.behavior.to_mut().expect("in memory") {
         b.customer = moved(b.customer);
     }
     for s in shuffled.stores.to_mut().expect("in memory") {
@@ -333,7 +333,7 @@ fn sqlite_rows_in_any_order_give_the_same_tables() {
     for t in shuffled.trends.to_mut().expect("in memory") {
         t.customer = moved(t.customer);
     }
-    shuffled.behavior.reverse();
+    shuffled.behavior.to_mut().expect("in memory").reverse();
     shuffled.stores.to_mut().expect("in memory").reverse();
     shuffled.trends.to_mut().expect("in memory").reverse();
     shuffled.segments.reverse();
