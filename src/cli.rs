@@ -23,7 +23,7 @@ pub struct GlobalArgs {
     /// Configuration file (default: ./segpipe.toml when present)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// More log detail on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace); without -v, RUST_LOG (`info`, `segpipe::load=debug`) sets it
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Log format on stderr

@@ -326,13 +326,7 @@ pub fn choose_k(sweep: &[KSweep]) -> Option<usize> {
         .or(Some(best_silhouette))
 }
 
-/// The cores this process may use, asked once: `available_parallelism`
-/// reads cgroup files on every call, and Lloyd's loop asks each iteration
-/// (2.6% of a 10,000-customer run).
-pub fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |t| t.get()))
-}
+pub use segpipe_cluster::cores;
 
 /// `f(0), f(1), …, f(n - 1)` computed on every core, returned in index order.
 /// Each call is independent, so the results do not depend on the number of

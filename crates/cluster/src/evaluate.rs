@@ -4,7 +4,7 @@
 
 use rand::seq::index;
 
-use crate::rng::Rng;
+use crate::Rng;
 
 /// A deterministic sample of at most `size` of `0..n`, sorted.
 pub fn sample(n: usize, size: usize, rng: &mut Rng) -> Vec<usize> {
@@ -106,7 +106,7 @@ pub fn silhouettes(data: &[f64], d: usize, sample: &[usize], labelings: &[&[u32]
             })
             .collect()
     };
-    let threads = super::criteria::cores().min(s);
+    let threads = crate::cores().min(s);
     let per = s.div_ceil(threads);
     // Each thread scores its own points; the per-point values are added in
     // point order afterwards so the result does not depend on the thread count.
@@ -224,7 +224,11 @@ pub fn nmi(a: &[u32], b: &[u32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::seeded;
+    use rand::SeedableRng;
+
+    fn seeded(seed: u64, _stream: &str) -> Rng {
+        Rng::seed_from_u64(seed)
+    }
 
     #[test]
     fn identical_and_relabelled_partitions_score_one() {

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use rand::RngExt;
 
-use crate::rng::Rng;
+use crate::Rng;
 
 /// Points per work unit. Partial sums are merged in chunk order, so results
 /// are bit-identical however many threads run the chunks.
@@ -275,7 +275,7 @@ fn assign<const D: usize>(
         .step_by(CHUNK)
         .map(|s| s..(s + CHUNK).min(n))
         .collect();
-    let threads = super::criteria::cores().min(chunks.len()).max(1);
+    let threads = crate::cores().min(chunks.len()).max(1);
     let mut parts: Vec<Option<Step>> = (0..chunks.len()).map(|_| None).collect();
     if threads == 1 {
         for (ci, r) in chunks.iter().enumerate() {
@@ -383,8 +383,18 @@ fn assign_chunk<const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::persona::normal;
-    use crate::rng::seeded;
+    use rand::SeedableRng;
+
+    fn seeded(seed: u64, stream: &str) -> Rng {
+        Rng::seed_from_u64(seed ^ stream.len() as u64)
+    }
+
+    /// Standard normal draw (Box-Muller).
+    fn normal(rng: &mut Rng) -> f64 {
+        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        let u2: f64 = rng.random::<f64>();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
 
     /// `per` points around each of `centres` with spread `sd`, shuffled order.
     pub(crate) fn blobs(
