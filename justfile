@@ -65,9 +65,11 @@ bench:
     cargo bench --bench api_throughput
     cargo bench --bench kmeans
     cargo bench --bench load
+    bash benches/small_run.sh
     bash benches/run_pipeline.sh
     bash benches/file_sources.sh
     bash benches/shards.sh
+    bash benches/build_time.sh
 
 # 10,000,000 customers end to end into PostgreSQL (minutes; issue 11)
 bench-10m:

@@ -21,7 +21,7 @@ for n in $sizes; do
   psql "$pg/postgres" -qc "drop database if exists $db" -c "create database $db"
   echo "== segpipe run --customers $n into PostgreSQL"
   /usr/bin/time -v -o "$work/time.txt" "$bin" run --customers "$n" --as-of 2026-11-24 \
-    --database-url "$pg/$db" | tee "$work/run.txt"
+    --database-url "$pg/$db" --report "$work/report-$n.html" | tee "$work/run.txt"
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
   load_s=$(awk '$1 == "load" {print $2}' "$work/run.txt")

@@ -8,7 +8,9 @@ use crate::cli::{GlobalArgs, LogFormat};
 
 /// Install the global subscriber once; later calls (tests) are no-ops.
 pub fn init(args: &GlobalArgs) {
+    // The builder's own filter defaults to INFO; `filter` below decides.
     let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));

@@ -240,3 +240,38 @@ fn json_logs_are_one_object_per_line_on_stderr() {
         assert!(v.get("level").is_some(), "{line}");
     }
 }
+
+/// Regression: with EnvFilter replaced by `Targets`, the fmt builder's own
+/// INFO ceiling silently swallowed `-vv`'s debug lines.
+#[test]
+fn debug_logs_appear_with_vv_and_with_rust_log_but_not_by_default() {
+    let w = Workdir::new();
+    let run = [
+        "run",
+        "--customers",
+        "50",
+        "--as-of",
+        "2026-11-24",
+        "--report",
+        "none",
+    ];
+    let stderr = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("spawn segpipe");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = stderr(w.segpipe().args(run));
+    assert!(
+        !quiet.contains("INFO") && !quiet.contains("DEBUG"),
+        "{quiet}"
+    );
+    let vv = stderr(w.segpipe().arg("-vv").args(run));
+    assert!(vv.contains("Started purchase API."), "{vv}");
+    let env = stderr(w.segpipe().env("RUST_LOG", "debug").args(run));
+    assert!(env.contains("Started purchase API."), "{env}");
+    let info = stderr(w.segpipe().env("RUST_LOG", "info").args(run));
+    assert!(
+        info.contains("Extracting.") && !info.contains("DEBUG"),
+        "{info}"
+    );
+}
