@@ -91,6 +91,11 @@ impl Spool {
         Ok(())
     }
 
+    /// Purchases pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
     pub fn finish(self) -> std::io::Result<Spooled> {
         for w in self.writers.into_iter().flatten() {
             w.into_inner().map_err(|e| e.into_error())?.sync_data().ok();

@@ -108,7 +108,11 @@ pub fn extract(
     };
     info!(
         message = "Fetched purchases.",
-        purchases = fetched.purchases.len(),
+        purchases = fetched.purchases.len() as u64
+            + fetched
+                .spool
+                .as_ref()
+                .map_or(0, crate::spool::Spool::pushed),
         requests = fetched.requests,
         retries = fetched.retries,
         splits = fetched.splits,
