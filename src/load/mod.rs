@@ -227,6 +227,9 @@ pub fn load(report: &Report, target: &Target, opts: &LoadOpts) -> Result<LoadSum
         Target::Sqlite(path) => sqlite::load(report, path, opts)?,
     };
     summary.destination = target.describe();
+    for (step, took) in &summary.timings {
+        tracing::debug!(message = "Load step done.", step = %step, elapsed_ms = took.as_millis() as u64);
+    }
     let total: Duration = summary.timings.iter().map(|(_, d)| *d).sum();
     tracing::info!(
         message = "Loaded report tables.",
