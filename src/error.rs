@@ -75,6 +75,7 @@ impl Error {
                 | load::Error::Copy { .. }
                 | load::Error::Value { .. }
                 | load::Error::Injected { .. }
+                | load::Error::StagingPanic
                 | load::Error::DependentView { .. }
                 | load::Error::LockTimeout { .. }
                 | load::Error::Record(_)

@@ -17,6 +17,7 @@ mod numeric;
 mod postgres;
 mod schema;
 mod sqlite;
+mod staging;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -200,6 +201,8 @@ pub enum Error {
     LockTimeout { step: String, waited_ms: u64 },
     #[error("load failed on purpose after writing `{table}` (fail_after_table)")]
     Injected { table: String },
+    #[error("a thread staging the new tables panicked")]
+    StagingPanic,
     #[error("cannot record the run in `pipeline_runs`")]
     Record(#[source] tokio_postgres::Error),
     #[error("cannot commit the load")]

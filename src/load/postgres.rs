@@ -1,24 +1,18 @@
-//! The PostgreSQL sink: one connection, one transaction, two modes.
+//! The PostgreSQL sink, two modes (DESIGN §5).
 //!
-//! 1. `pg_advisory_xact_lock` (fixed key) so concurrent loads serialize,
-//!    then the migrations, under that lock. Every later lock wait is bounded
-//!    by `lock_timeout` (`[load] lock_timeout_ms`).
-//! 2. `swap` (default): `CREATE TABLE <t>__new (LIKE <t> …)` (columns, CHECK
-//!    and NOT NULL, no keys); binary COPY into them (no per-row index
-//!    maintenance, which makes keyed COPY ~3× slower); primary keys, then
-//!    foreign keys (one sort per index, one anti-join per FK), `ANALYZE`;
-//!    then lock the live tables (fixed order, bounded waits, see
-//!    `lock_tables`), re-issue their GRANTs on the new ones, `DROP` the old
-//!    set and `RENAME` the new tables and their keys into place. A view on a
-//!    report table stops it with an error naming the view.
-//! 3. `in-place`: lock the live tables in ROW EXCLUSIVE mode (same order),
-//!    `DELETE` their rows (children first), binary COPY the new rows in
-//!    (parents first) with keys checked as they arrive.
-//! 4. Append to `pipeline_runs`, commit.
+//! - `swap` (default): the new tables are built on two connections and
+//!   swapped in by one short transaction; see `staging`.
+//! - `in-place`: one connection, one transaction. `pg_advisory_xact_lock`
+//!   (the key `swap` takes as a session lock) so loads serialize, the
+//!   migrations, then lock the live tables in ROW EXCLUSIVE mode (fixed
+//!   order, bounded waits, see `lock_tables`), `DELETE` their rows (children
+//!   first) and binary COPY the new rows in (parents first) with keys
+//!   checked as they arrive; append to `pipeline_runs`, commit.
 //!
-//! Readers see the old set until the commit and then the new one; DDL is
-//! transactional, so a failure or a killed process at any point rolls
-//! everything back and leaves no `__new` tables behind.
+//! Every lock wait but the advisory lock's is bounded by `lock_timeout`
+//! (`[load] lock_timeout_ms`). Readers see the old set until the commit and
+//! then the new one; DDL is transactional, so a failure or a killed process
+//! leaves the live tables as they were.
 //! Not owned here: what the tables look like (migrations/postgres, and the
 //! declarations in `report_tables` that the COPY and the keys follow).
 
@@ -29,20 +23,21 @@ use futures_util::pin_mut;
 use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::numeric::Cents;
-use super::{Error, LoadMode, LoadOpts, LoadSummary, injected, schema};
+use super::{Error, LoadMode, LoadOpts, LoadSummary, injected, schema, staging};
 use crate::model::{Report, YearMonth};
 use crate::report_tables::{HISTORY, TABLES};
 use crate::secret::DatabaseUrl;
 use crate::table::{Cell, Column, Kind, Table, check};
 
 /// Advisory lock key shared by every segpipe load ("segpipe" in ASCII).
-const LOCK_KEY: i64 = 0x0073_6567_7069_7065;
+pub(super) const LOCK_KEY: i64 = 0x0073_6567_7069_7065;
 
 /// Run the load on a runtime of its own: callers are synchronous. Two
-/// workers let the connection task do socket I/O while rows are encoded.
+/// workers let the connection tasks do socket I/O while rows are encoded;
+/// swap's staging threads drive their own connections on the same runtime.
 pub(crate) fn load(
     report: &Report,
     url: &DatabaseUrl,
@@ -53,7 +48,32 @@ pub(crate) fn load(
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    runtime.block_on(load_async(report, url, opts))
+    let rt = runtime.handle();
+    let (mut client, driver) = rt.block_on(connect(url))?;
+    let result = match opts.mode {
+        LoadMode::Swap => staging::swap(rt, &mut client, url, report, opts),
+        LoadMode::InPlace => rt.block_on(in_one_transaction(&mut client, report, opts)),
+    }
+    .map_err(|e| lock_timeout_of(e, opts));
+    drop(client);
+    // The driver ends once the client is gone; its own errors were logged.
+    let _ = rt.block_on(driver);
+    result
+}
+
+/// A connection whose driver runs on the current runtime.
+pub(super) async fn connect(
+    url: &DatabaseUrl,
+) -> Result<(Client, tokio::task::JoinHandle<()>), Error> {
+    let (client, connection) = tokio_postgres::connect(url.expose(), NoTls)
+        .await
+        .map_err(|source| connect_error(url, source))?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(message = "PostgreSQL connection ended with an error.", error = %e);
+        }
+    });
+    Ok((client, driver))
 }
 
 /// Connect and run `SELECT 1`.
@@ -104,28 +124,6 @@ fn connect_error(url: &DatabaseUrl, source: tokio_postgres::Error) -> Error {
     }
 }
 
-async fn load_async(
-    report: &Report,
-    url: &DatabaseUrl,
-    opts: &LoadOpts,
-) -> Result<LoadSummary, Error> {
-    let (mut client, connection) = tokio_postgres::connect(url.expose(), NoTls)
-        .await
-        .map_err(|source| connect_error(url, source))?;
-    let driver = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(message = "PostgreSQL connection ended with an error.", error = %e);
-        }
-    });
-    let result = replace_tables(&mut client, report, opts)
-        .await
-        .map_err(|e| lock_timeout_of(e, opts));
-    drop(client);
-    // The driver ends once the client is gone; its own errors were logged.
-    let _ = driver.await;
-    result
-}
-
 /// A statement that waited `lock_timeout` out fails with SQLSTATE 55P03;
 /// say which wait ran out and which setting bounds it.
 fn lock_timeout_of(err: Error, opts: &LoadOpts) -> Error {
@@ -149,8 +147,9 @@ fn lock_timeout_of(err: Error, opts: &LoadOpts) -> Error {
     }
 }
 
-async fn replace_tables(
-    client: &mut tokio_postgres::Client,
+/// `--load-mode in-place`: everything in one transaction on one connection.
+async fn in_one_transaction(
+    client: &mut Client,
     report: &Report,
     opts: &LoadOpts,
 ) -> Result<LoadSummary, Error> {
@@ -163,14 +162,19 @@ async fn replace_tables(
         .map_err(Error::Lock)?;
     // From here on every lock wait (migration DDL, row locks of in-place
     // deletes) is bounded; a wait that runs out surfaces as LockTimeout.
-    set_lock_timeout(&tx, opts.lock_timeout).await?;
+    set_lock_timeout(tx.client(), opts.lock_timeout).await?;
     schema::migrate_postgres(&tx).await?;
-
     let mut timings = Vec::new();
-    match opts.mode {
-        LoadMode::Swap => swap(&tx, report, opts, &mut timings).await?,
-        LoadMode::InPlace => in_place(&tx, report, opts, &mut timings).await?,
-    }
+    in_place(&tx, report, opts, &mut timings).await?;
+    finish(tx, report, timings).await
+}
+
+/// Append the run to the history tables and commit `tx`.
+pub(super) async fn finish(
+    tx: Transaction<'_>,
+    report: &Report,
+    mut timings: Vec<(String, Duration)>,
+) -> Result<LoadSummary, Error> {
     let started = Instant::now();
     write_history(&tx, report).await?;
     record_run(&tx, report).await?;
@@ -183,109 +187,6 @@ async fn replace_tables(
         rows: report.row_counts(),
         timings,
     })
-}
-
-/// `--load-mode swap`: COPY into fresh key-less `<t>__new` tables, add the
-/// keys, then lock the live tables, carry their GRANTs over, drop them and
-/// rename the new ones into place.
-async fn swap(
-    tx: &Transaction<'_>,
-    report: &Report,
-    opts: &LoadOpts,
-    timings: &mut Vec<(String, Duration)>,
-) -> Result<(), Error> {
-    // Fail before the long COPY rather than after it.
-    refuse_dependent_views(tx).await?;
-    // Index builds after the COPY sort whole tables; give them memory.
-    ddl(
-        tx,
-        "set maintenance_work_mem",
-        "SET LOCAL maintenance_work_mem = '512MB'",
-    )
-    .await?;
-    for table in TABLES {
-        let name = table.name;
-        let sql = format!(
-            "DROP TABLE IF EXISTS {name}__new; \
-             CREATE TABLE {name}__new (LIKE {name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-        );
-        ddl(tx, &format!("create `{name}__new`"), &sql).await?;
-    }
-    for table in TABLES {
-        let started = Instant::now();
-        let rows = copy_table(tx, report, table, &format!("{}__new", table.name)).await?;
-        timings.push((table.name.to_owned(), started.elapsed()));
-        tracing::debug!(
-            message = "Copied table.",
-            table = table.name,
-            rows,
-            elapsed_ms = started.elapsed().as_millis() as u64
-        );
-        injected(opts, table.name)?;
-    }
-
-    let started = Instant::now();
-    for table in TABLES {
-        let name = table.name;
-        let sql = format!(
-            "ALTER TABLE {name}__new ADD CONSTRAINT {name}__new_pkey PRIMARY KEY ({})",
-            table.key.join(", ")
-        );
-        ddl(tx, &format!("add the primary key of `{name}`"), &sql).await?;
-    }
-    timings.push(("primary keys".to_owned(), started.elapsed()));
-    let started = Instant::now();
-    for table in TABLES {
-        if let (Some(fk), Some(fk_name)) = (table.parent, table.fkey_name()) {
-            let parent = TABLES
-                .iter()
-                .find(|p| p.name == fk.parent)
-                .map_or(fk.column, |p| p.key[0]);
-            let sql = format!(
-                "ALTER TABLE {}__new ADD CONSTRAINT {fk_name} \
-                 FOREIGN KEY ({}) REFERENCES {}__new ({parent})",
-                table.name, fk.column, fk.parent
-            );
-            ddl(tx, &format!("add foreign key `{fk_name}`"), &sql).await?;
-        }
-    }
-    timings.push(("foreign keys".to_owned(), started.elapsed()));
-    let started = Instant::now();
-    // Fresh tables have no statistics until autovacuum gets to them; readers
-    // querying right after the swap would get blind plans. ANALYZE samples,
-    // so this costs well under a second even at 10M rows.
-    let analyze = format!(
-        "ANALYZE {}",
-        TABLES.map(|t| format!("{}__new", t.name)).join(", ")
-    );
-    ddl(tx, "analyze the new tables", &analyze).await?;
-    timings.push(("analyze".to_owned(), started.elapsed()));
-
-    let started = Instant::now();
-    // Everything above left the live tables readable. Now lock them all,
-    // in one fixed order and with bounded waits (see `lock_tables`), so the
-    // DROP below never waits while holding part of the set.
-    lock_tables(tx, "ACCESS EXCLUSIVE", opts.lock_timeout, "swap them").await?;
-    timings.push(("lock".to_owned(), started.elapsed()));
-    let started = Instant::now();
-    // Under the lock no new view can appear; one created during the COPY
-    // is caught here instead of by a DROP error.
-    refuse_dependent_views(tx).await?;
-    for table in TABLES {
-        carry_grants(tx, table.name).await?;
-    }
-    // One statement drops the old set, so the FKs between old tables go too;
-    // no CASCADE: a user's view on a report table would silently go with it.
-    let mut swap = format!("DROP TABLE {};", TABLES.map(|t| t.name).join(", "));
-    for table in TABLES.map(|t| t.name) {
-        swap.push_str(&format!(
-            " ALTER TABLE {table}__new RENAME TO {table};\
-              ALTER TABLE {table} RENAME CONSTRAINT {table}__new_pkey TO {table}_pkey;"
-        ));
-    }
-    ddl(tx, "swap in the new tables", &swap).await?;
-    timings.push(("swap".to_owned(), started.elapsed()));
-    Ok(())
 }
 
 /// `--load-mode in-place`: delete the live tables' rows (children first)
@@ -302,13 +203,19 @@ async fn in_place(
     let started = Instant::now();
     // Only writers' and DDL's locks conflict with this one; the fixed order
     // and bounded waits are the same as swap's.
-    lock_tables(tx, "ROW EXCLUSIVE", opts.lock_timeout, "replace their rows").await?;
+    lock_tables(
+        tx.client(),
+        "ROW EXCLUSIVE",
+        opts.lock_timeout,
+        "replace their rows",
+    )
+    .await?;
     timings.push(("lock".to_owned(), started.elapsed()));
     let started = Instant::now();
     for table in TABLES.iter().rev() {
         let name = table.name;
         ddl(
-            tx,
+            tx.client(),
             &format!("delete the rows of `{name}`"),
             &format!("DELETE FROM {name}"),
         )
@@ -317,7 +224,7 @@ async fn in_place(
     timings.push(("delete".to_owned(), started.elapsed()));
     for table in TABLES {
         let started = Instant::now();
-        copy_table(tx, report, table, table.name).await?;
+        copy_table(tx.client(), report, table, table.name, false).await?;
         timings.push((table.name.to_owned(), started.elapsed()));
         injected(opts, table.name)?;
     }
@@ -326,7 +233,7 @@ async fn in_place(
 
 /// `SET LOCAL lock_timeout` to `timeout` (at least 1 ms: 0 would mean
 /// "wait forever").
-async fn set_lock_timeout(tx: &Transaction<'_>, timeout: Duration) -> Result<(), Error> {
+pub(super) async fn set_lock_timeout(tx: &Client, timeout: Duration) -> Result<(), Error> {
     let ms = timeout.as_millis().max(1);
     ddl(
         tx,
@@ -345,8 +252,8 @@ async fn set_lock_timeout(tx: &Transaction<'_>, timeout: Duration) -> Result<(),
 /// (before the deadlock detector runs) and, when it runs out, gives back
 /// what it took (ROLLBACK TO SAVEPOINT) so the reader can finish, then
 /// tries again, queued behind that reader, until `timeout` is spent.
-async fn lock_tables(
-    tx: &Transaction<'_>,
+pub(super) async fn lock_tables(
+    tx: &Client,
     mode: &str,
     timeout: Duration,
     step: &str,
@@ -401,7 +308,7 @@ async fn lock_tables(
 
 /// Views (and materialized views) reading any report table: swap would
 /// have to drop them.
-async fn refuse_dependent_views(tx: &Transaction<'_>) -> Result<(), Error> {
+pub(super) async fn refuse_dependent_views(tx: &Client) -> Result<(), Error> {
     let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
     let rows = tx
         .query(
@@ -440,7 +347,7 @@ async fn refuse_dependent_views(tx: &Transaction<'_>) -> Result<(), Error> {
 /// Re-issue on `<table>__new` every GRANT the live `<table>` holds, table-
 /// and column-level (from `pg_class.relacl` / `pg_attribute.attacl`). The
 /// owner's own entries are left out: the new table's owner has them.
-async fn carry_grants(tx: &Transaction<'_>, table: &str) -> Result<(), Error> {
+pub(super) async fn carry_grants(tx: &Client, table: &str) -> Result<(), Error> {
     let failed = |source| Error::Ddl {
         step: format!("carry the grants of `{table}` over"),
         source,
@@ -472,7 +379,7 @@ async fn carry_grants(tx: &Transaction<'_>, table: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn ddl(tx: &Transaction<'_>, step: &str, sql: &str) -> Result<(), Error> {
+pub(super) async fn ddl(tx: &Client, step: &str, sql: &str) -> Result<(), Error> {
     tx.batch_execute(sql).await.map_err(|source| Error::Ddl {
         step: step.to_owned(),
         source,
@@ -650,12 +557,15 @@ fn pg_type(kind: Kind) -> Type {
 }
 
 /// COPY one table's rows from `report` into `into` (the table or its
-/// `__new` copy).
-async fn copy_table(
-    tx: &Transaction<'_>,
+/// `__new` copy). `freeze` writes them frozen (COPY FREEZE), for a table
+/// created in the same transaction: the key build, ANALYZE and the first
+/// readers then do not rewrite every page to set hint bits.
+pub(super) async fn copy_table(
+    tx: &Client,
     report: &Report,
     table: &Table,
     into: &str,
+    freeze: bool,
 ) -> Result<u64, Error> {
     let name = table.name;
     let copy_err = |source| Error::Copy {
@@ -665,8 +575,9 @@ async fn copy_table(
     let columns: Vec<&str> = table.column_names().collect();
     let types: Vec<Type> = table.columns.iter().map(|c| pg_type(c.kind)).collect();
     let sql = format!(
-        "COPY {into} ({}) FROM STDIN (FORMAT binary)",
-        columns.join(", ")
+        "COPY {into} ({}) FROM STDIN (FORMAT binary{})",
+        columns.join(", "),
+        if freeze { ", FREEZE" } else { "" }
     );
     let sink = tx.copy_in(&sql).await.map_err(copy_err)?;
     let writer = BinaryCopyInWriter::new(sink, &types);

@@ -1,0 +1,311 @@
+//! `--load-mode swap` on PostgreSQL: build the new tables on two
+//! connections, then swap them in with one short transaction.
+//!
+//! A transaction lives on one connection, so the only way to use a second
+//! core of the server is to build the new set outside the transaction that
+//! swaps it in (issue 11: the load was 21 of 34 seconds at a million
+//! customers, the COPY, key builds and checks all on one backend):
+//!
+//! 1. A session advisory lock (the same key as in-place's transaction lock)
+//!    serializes loads from here to the end; the migrations run and commit.
+//! 2. Staging: each report table gets a key-less `<t>__new` (LIKE the live
+//!    one), binary COPY, primary key and ANALYZE, the biggest tables first,
+//!    on whichever of two connections is free. Then every foreign key is
+//!    declared `NOT VALID` (no scan) and validated, again two at a time
+//!    (`VALIDATE CONSTRAINT` only takes a share lock on the parent).
+//! 3. The swap transaction: lock the live tables, carry GRANTs over, drop
+//!    the old set, rename the new one into place, record the run, commit.
+//!
+//! The live tables are untouched until step 3, which is one transaction:
+//! readers see the old set or the new one. Staging tables are committed
+//! work, so a failed load drops them on the way out, and a killed one
+//! leaves them for the next load, which drops them before it stages.
+
+use std::cmp::Reverse;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio_postgres::Client;
+
+use super::postgres::{
+    LOCK_KEY, carry_grants, connect, copy_table, ddl, finish, lock_tables, refuse_dependent_views,
+    set_lock_timeout,
+};
+use super::{Error, LoadOpts, LoadSummary, injected, schema};
+use crate::model::Report;
+use crate::report_tables::TABLES;
+use crate::secret::DatabaseUrl;
+use crate::table::Table;
+
+/// Connections that build the new tables at once: one per core of the
+/// machine the bench runs on, and what a server busy with readers can spare.
+const CONNECTIONS: usize = 2;
+
+/// Stage, then swap (see the module doc).
+pub(super) fn swap(
+    rt: &Handle,
+    client: &mut Client,
+    url: &DatabaseUrl,
+    report: &Report,
+    opts: &LoadOpts,
+) -> Result<LoadSummary, Error> {
+    rt.block_on(async {
+        // Not bounded by `lock_timeout`: a second load waits for the first.
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(Error::Lock)?;
+        let tx = client.transaction().await.map_err(Error::Lock)?;
+        set_lock_timeout(tx.client(), opts.lock_timeout).await?;
+        schema::migrate_postgres(&tx).await?;
+        // Fail before the long COPY rather than after it.
+        refuse_dependent_views(tx.client()).await?;
+        tx.commit().await.map_err(Error::Commit)
+    })?;
+    let mut timings = Vec::new();
+    let result = stage(rt, client, url, report, opts, &mut timings).and_then(|()| {
+        rt.block_on(async {
+            let tx = client.transaction().await.map_err(Error::Lock)?;
+            set_lock_timeout(tx.client(), opts.lock_timeout).await?;
+            swap_in(tx.client(), opts, &mut timings).await?;
+            finish(tx, report, timings).await
+        })
+    });
+    rt.block_on(async {
+        if result.is_err() {
+            // Best effort: the next load drops whatever this leaves.
+            let _ = client.batch_execute(&drop_staging_sql()).await;
+        }
+        let _ = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+            .await;
+    });
+    result
+}
+
+/// `DROP TABLE IF EXISTS` every staging table, in one statement so the
+/// foreign keys between them go too.
+fn drop_staging_sql() -> String {
+    format!(
+        "DROP TABLE IF EXISTS {}",
+        TABLES.map(|t| format!("{}__new", t.name)).join(", ")
+    )
+}
+
+/// Step 2: the new tables with their data, keys and statistics.
+fn stage(
+    rt: &Handle,
+    client: &Client,
+    url: &DatabaseUrl,
+    report: &Report,
+    opts: &LoadOpts,
+    timings: &mut Vec<(String, Duration)>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    rt.block_on(ddl(
+        client,
+        "drop the staging tables a killed load left",
+        &drop_staging_sql(),
+    ))?;
+    let mut tables: Vec<&Table> = TABLES.to_vec();
+    tables.sort_by_key(|t| Reverse((t.len)(report)));
+    let per_table = Mutex::new(Vec::new());
+    on_connections(rt, client, url, opts, &tables, async |c: &Client, table| {
+        // One transaction per table, so COPY may FREEZE (see `copy_table`);
+        // a failure rolls it back, leaving the connection usable.
+        ddl(c, "begin staging", "BEGIN").await?;
+        let staged = stage_table(c, report, table, opts).await;
+        let end = if staged.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = ddl(c, "commit a staging table", end).await;
+        let took = staged?;
+        ended?;
+        per_table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((table.name.to_owned(), took));
+        Ok(())
+    })?;
+    timings.push((
+        format!("copy, keys and analyze on {CONNECTIONS} connections"),
+        started.elapsed(),
+    ));
+
+    let started = Instant::now();
+    let children: Vec<(&Table, String)> = TABLES
+        .iter()
+        .filter_map(|&t| t.fkey_name().map(|fk| (t, fk)))
+        .collect();
+    let mut declare = String::new();
+    for (table, fk_name) in &children {
+        if let Some(fk) = table.parent {
+            let parent = TABLES
+                .iter()
+                .find(|p| p.name == fk.parent)
+                .map_or(fk.column, |p| p.key[0]);
+            declare.push_str(&format!(
+                "ALTER TABLE {}__new ADD CONSTRAINT {fk_name} \
+                 FOREIGN KEY ({}) REFERENCES {}__new ({parent}) NOT VALID; ",
+                table.name, fk.column, fk.parent
+            ));
+        }
+    }
+    rt.block_on(ddl(client, "declare the foreign keys", &declare))?;
+    on_connections(
+        rt,
+        client,
+        url,
+        opts,
+        &children,
+        async |c: &Client, (table, fk_name): &(&Table, String)| {
+            ddl(
+                c,
+                &format!("check foreign key `{fk_name}`"),
+                &format!(
+                    "ALTER TABLE {}__new VALIDATE CONSTRAINT {fk_name}",
+                    table.name
+                ),
+            )
+            .await
+        },
+    )?;
+    timings.push(("foreign keys".to_owned(), started.elapsed()));
+    Ok(())
+}
+
+/// One staging table, inside the caller's transaction: created LIKE the
+/// live table, copied, keyed and analyzed. Returns how long it took.
+async fn stage_table(
+    c: &Client,
+    report: &Report,
+    table: &Table,
+    opts: &LoadOpts,
+) -> Result<Duration, Error> {
+    let name = table.name;
+    let t = Instant::now();
+    ddl(
+        c,
+        &format!("create `{name}__new`"),
+        &format!("CREATE TABLE {name}__new (LIKE {name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+    )
+    .await?;
+    let rows = copy_table(c, report, table, &format!("{name}__new"), true).await?;
+    injected(opts, name)?;
+    let copied = t.elapsed();
+    ddl(
+        c,
+        &format!("add the primary key of `{name}`"),
+        &format!(
+            "ALTER TABLE {name}__new ADD CONSTRAINT {name}__new_pkey PRIMARY KEY ({}); \
+             ANALYZE {name}__new",
+            table.key.join(", ")
+        ),
+    )
+    .await?;
+    tracing::debug!(
+        message = "Staged table.",
+        table = name,
+        rows,
+        copy_ms = copied.as_millis() as u64,
+        keys_ms = (t.elapsed() - copied).as_millis() as u64
+    );
+    Ok(t.elapsed())
+}
+
+/// Run `work` on every item, on `client` and `CONNECTIONS - 1` more
+/// connections at once, each taking the next item when it is free. The
+/// first error stops the others at their next item and is returned.
+fn on_connections<T: Sync>(
+    rt: &Handle,
+    client: &Client,
+    url: &DatabaseUrl,
+    opts: &LoadOpts,
+    items: &[T],
+    work: impl AsyncFn(&Client, &T) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let drain = async |c: &Client| -> Result<(), Error> {
+        session_settings(c, opts).await?;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= items.len() || failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if let Err(e) = work(c, &items[i]).await {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    };
+    let extra = CONNECTIONS.min(items.len()).saturating_sub(1);
+    std::thread::scope(|s| {
+        let others: Vec<_> = (0..extra)
+            .map(|_| {
+                s.spawn(|| {
+                    rt.block_on(async {
+                        let (c, driver) = connect(url).await?;
+                        let done = drain(&c).await;
+                        drop(c);
+                        let _ = driver.await;
+                        done
+                    })
+                })
+            })
+            .collect();
+        let mut result = rt.block_on(drain(client));
+        for other in others {
+            let done = other.join().unwrap_or(Err(Error::StagingPanic));
+            result = result.and(done);
+        }
+        result
+    })
+}
+
+/// What each staging connection runs with: index builds sort whole tables,
+/// so give them memory; lock waits are bounded as in the transaction.
+async fn session_settings(c: &Client, opts: &LoadOpts) -> Result<(), Error> {
+    ddl(
+        c,
+        "set the staging session's limits",
+        &format!(
+            "SET maintenance_work_mem = '512MB'; SET lock_timeout = {}",
+            opts.lock_timeout.as_millis().max(1)
+        ),
+    )
+    .await
+}
+
+/// Step 3: under locks on the live tables, replace them with the staged ones.
+async fn swap_in(
+    tx: &Client,
+    opts: &LoadOpts,
+    timings: &mut Vec<(String, Duration)>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    // Everything before left the live tables readable. Now lock them all,
+    // in one fixed order and with bounded waits (see `lock_tables`), so the
+    // DROP below never waits while holding part of the set.
+    lock_tables(tx, "ACCESS EXCLUSIVE", opts.lock_timeout, "swap them").await?;
+    timings.push(("lock".to_owned(), started.elapsed()));
+    let started = Instant::now();
+    // Under the lock no new view can appear; one created while staging is
+    // caught here instead of by a DROP error.
+    refuse_dependent_views(tx).await?;
+    for table in TABLES {
+        carry_grants(tx, table.name).await?;
+    }
+    // One statement drops the old set, so the FKs between old tables go too;
+    // no CASCADE: a user's view on a report table would silently go with it.
+    let mut swap = format!("DROP TABLE {};", TABLES.map(|t| t.name).join(", "));
+    for table in TABLES.map(|t| t.name) {
+        swap.push_str(&format!(
+            " ALTER TABLE {table}__new RENAME TO {table};\
+              ALTER TABLE {table} RENAME CONSTRAINT {table}__new_pkey TO {table}_pkey;"
+        ));
+    }
+    ddl(tx, "swap in the new tables", &swap).await?;
+    timings.push(("swap".to_owned(), started.elapsed()));
+    Ok(())
+}
