@@ -39,8 +39,8 @@
 //!   and each jump read a whole page of the scratch file.
 //!
 //! `benches/load.rs`, 1M customers (15M rows), 2-core machine under load:
-//! 168 s → 26 s → 12.2 s into a fresh file, 116 s → 21 s → 15.7 s
-//! replacing a full set (README "Performance").
+//! 168 s → 26 s → 11.5–12.6 s into a fresh file, 116 s → 21 s →
+//! 14.3–14.8 s replacing a full set (README "Performance").
 
 use std::cmp::Ordering;
 use std::path::Path;
