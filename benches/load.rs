@@ -276,12 +276,18 @@ fn bare_copy(server: &str, dir: &Path, with_fks: bool) -> Res<(Duration, Vec<(St
 }
 
 /// Print a load's total and per-step times.
-fn print_load(what: &str, summary: &LoadSummary, took: Duration, counts: &BTreeMap<String, u64>) {
+fn print_load(
+    what: &str,
+    summary: &LoadSummary,
+    (took, cpu): (Duration, Duration),
+    counts: &BTreeMap<String, u64>,
+) {
     let total_rows: u64 = counts.values().sum();
     println!(
-        "\n{what}: total {:.2}s, {:.0} rows/s",
+        "\n{what}: total {:.2}s, {:.0} rows/s, CPU {:.2}s",
         took.as_secs_f64(),
-        total_rows as f64 / took.as_secs_f64()
+        total_rows as f64 / took.as_secs_f64(),
+        cpu.as_secs_f64()
     );
     for (step, d) in &summary.timings {
         match counts.get(step) {
@@ -295,10 +301,34 @@ fn print_load(what: &str, summary: &LoadSummary, took: Duration, counts: &BTreeM
     }
 }
 
-fn timed_load(report: &Report, target: &Target, opts: &LoadOpts) -> Res<(LoadSummary, Duration)> {
-    let started = Instant::now();
+/// This process's CPU time so far (user + system, `/proc/self/stat`, in
+/// clock ticks of 10 ms): on a shared machine the wall time of a load
+/// swings with the neighbours' work, its CPU time much less.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3,
+    // utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// A load's summary, wall time and CPU time (zero where /proc is missing).
+fn timed_load(
+    report: &Report,
+    target: &Target,
+    opts: &LoadOpts,
+) -> Res<(LoadSummary, Duration, Duration)> {
+    let (started, cpu) = (Instant::now(), cpu_time());
     let summary = load(report, target, opts)?;
-    Ok((summary, started.elapsed()))
+    let took = started.elapsed();
+    let cpu = match (cpu, cpu_time()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
+    Ok((summary, took, cpu))
 }
 
 fn main() -> Res<()> {
@@ -323,10 +353,15 @@ fn main() -> Res<()> {
     if only != "postgres" {
         let dir = tempfile::tempdir()?;
         let target = Target::Sqlite(dir.path().join("segpipe.db"));
-        let (summary, took) = timed_load(&report, &target, &LoadOpts::default())?;
-        print_load("SQLite, fresh file", &summary, took, &counts);
-        let (summary, took) = timed_load(&report, &target, &LoadOpts::default())?;
-        print_load("SQLite, replacing a full set", &summary, took, &counts);
+        let (summary, took, cpu) = timed_load(&report, &target, &LoadOpts::default())?;
+        print_load("SQLite, fresh file", &summary, (took, cpu), &counts);
+        let (summary, took, cpu) = timed_load(&report, &target, &LoadOpts::default())?;
+        print_load(
+            "SQLite, replacing a full set",
+            &summary,
+            (took, cpu),
+            &counts,
+        );
         let size = std::fs::metadata(dir.path().join("segpipe.db"))?.len();
         println!("  file size {:.0} MiB", size as f64 / 1048576.0);
     }
@@ -344,14 +379,14 @@ fn main() -> Res<()> {
         };
         // Warm-up load (creates the schema), then the measured replace of a full set.
         load(&report, &target, &opts)?;
-        let (summary, took) = timed_load(&report, &target, &opts)?;
+        let (summary, took, cpu) = timed_load(&report, &target, &opts)?;
         print_load(
             &format!(
                 "PostgreSQL --load-mode {} (replacing a full set)",
                 mode.as_str()
             ),
             &summary,
-            took,
+            (took, cpu),
             &counts,
         );
         if mode == LoadMode::Swap {

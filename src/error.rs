@@ -81,6 +81,7 @@ impl Error {
                 | load::Error::Record(_)
                 | load::Error::Commit(_)
                 | load::Error::Dir { .. }
+                | load::Error::Spill { .. }
                 | load::Error::Sqlite { .. } => 1,
             },
             Error::Checkpoint(e) => match e {

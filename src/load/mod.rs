@@ -213,6 +213,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the spilled rows of `{table}`")]
+    Spill {
+        table: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("sqlite `{path}`: {step}")]
     Sqlite {
         path: PathBuf,

@@ -22,15 +22,31 @@
 //!   The schema keeps its REFERENCES for every other writer.
 //! - 64-row INSERT statements (one bind/step/reset per 64 rows), no
 //!   String per date or month cell, a larger page cache.
+//! - The CHECK constraints are checked in Rust too (`domain`), for the
+//!   same reason as the foreign keys: SQLite evaluates each per row (the
+//!   month's GLOB, `date()` on every date), about a fifth of the load's
+//!   CPU. A test holds `domain` against the migrated schema.
+//! - `INSERT OR ROLLBACK`: a failed row ends the whole load anyway, so
+//!   SQLite need not keep a statement journal to undo just the statement.
+//! - An empty file (new, or created by `preflight`) has no old set for a
+//!   reader to keep: it is filled with a rollback journal, which writes
+//!   each page once, instead of WAL, which writes it to the log and again
+//!   at the checkpoint; WAL is switched on right after the commit. Its
+//!   pages are 16 KiB (SQLite's default is 4 KiB; fewer B-tree pages to
+//!   split and write, the file is laid out once). See [`Journal`].
+//! - Spilled rows (`run`) are read into memory first when they fit
+//!   [`RESIDENT_BUDGET`]: the key order jumps from customer to customer,
+//!   and each jump read a whole page of the scratch file.
 //!
 //! `benches/load.rs`, 1M customers (15M rows), 2-core machine under load:
-//! 168 s → 26 s into a fresh file, 116 s → 21 s replacing a full set.
+//! 168 s → 26 s → 11.5–12.6 s into a fresh file, 116 s → 21 s →
+//! 14.3–14.8 s replacing a full set (README "Performance").
 
 use std::cmp::Ordering;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 
@@ -42,12 +58,25 @@ use crate::table::{Cell, Column, ForeignKey, Table, check};
 /// How long a second loader waits for the first before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long the switch to WAL after filling an empty file waits for
+/// readers before leaving it to the next load (see [`Journal::Rollback`]).
+const WAL_AFTER_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// In-memory size up to which spilled rows are read back whole before the
+/// load (see the module doc). Fixed, so memory still does not grow with
+/// purchases: a million customers' rows (~330 MiB) stay on disk.
+const RESIDENT_BUDGET: usize = 64 << 20;
+
+/// Page size of a file this load creates (see the module doc). SQLite
+/// fixes it when the first page is written; existing files keep theirs.
+const NEW_FILE_PAGE_SIZE: i64 = 16_384;
+
 /// Switch to WAL. Changing the journal mode needs the file to itself and
 /// SQLite answers BUSY without calling the busy handler when a second
-/// loader opens the same new file at the same moment: retry until the
-/// busy timeout.
-fn enable_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
-    let deadline = Instant::now() + BUSY_TIMEOUT;
+/// loader opens the same new file at the same moment: retry until
+/// `timeout`.
+fn enable_wal(conn: &Connection, timeout: Duration) -> Result<(), rusqlite::Error> {
+    let deadline = Instant::now() + timeout;
     loop {
         match conn.pragma_update(None, "journal_mode", "WAL") {
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -81,6 +110,66 @@ pub(crate) fn ping(path: &Path) -> Result<(), Error> {
         })
 }
 
+/// How the load's transaction is journaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Journal {
+    /// The file holds tables: WAL, so readers keep the old set until the
+    /// commit and are never blocked.
+    Wal,
+    /// The file is empty: nothing for a reader to keep, so the pages are
+    /// written once, through a rollback journal (a kill mid-load still
+    /// rolls back to the empty file), and WAL is turned on after commit.
+    /// A reader that opens the file meanwhile waits for the commit
+    /// (busy) or sees no tables, never a part of the load. If another
+    /// loader fills the file between this check and our lock, this load
+    /// replaces that set through the rollback journal: slower for
+    /// readers, as atomic.
+    Rollback,
+}
+
+impl Journal {
+    fn choose(conn: &Connection) -> Result<Journal, rusqlite::Error> {
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        Ok(if pages == 0 {
+            Journal::Rollback
+        } else {
+            Journal::Wal
+        })
+    }
+}
+
+/// A copy of `report` with its spilled rows in memory, when they fit
+/// [`RESIDENT_BUDGET`]; `None` when nothing is spilled or they do not fit.
+fn resident(report: &Report) -> Result<Option<Report>, Error> {
+    use std::mem::size_of;
+    let (b, s, t) = (&report.behavior, &report.stores, &report.trends);
+    if !(b.is_spilled() || s.is_spilled() || t.is_spilled()) {
+        return Ok(None);
+    }
+    let bytes = b.len() * size_of::<crate::model::CustomerBehavior>()
+        + s.len() * size_of::<crate::model::StoreSummary>()
+        + t.len() * size_of::<crate::model::PurchaseTrend>()
+        + report.customers.len() * size_of::<crate::model::CustomerSegment>();
+    if bytes > RESIDENT_BUDGET {
+        return Ok(None);
+    }
+    let read = |table: &'static str| move |source| Error::Spill { table, source };
+    Ok(Some(Report {
+        customers: report.customers.clone(),
+        behavior: b
+            .to_vec()
+            .map_err(read("customer_behavior_metrics"))?
+            .into(),
+        segments: report.segments.clone(),
+        store_names: report.store_names.clone(),
+        stores: s.to_vec().map_err(read("customer_store_summary"))?.into(),
+        trends: t.to_vec().map_err(read("customer_purchase_trends"))?.into(),
+        transitions: report.transitions.clone(),
+        model: report.model.clone(),
+        quality: report.quality.clone(),
+    }))
+}
+
 pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<LoadSummary, Error> {
     let fail = |step: &str| {
         let step = step.to_owned();
@@ -99,11 +188,26 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
     let mut conn = Connection::open(path).map_err(fail("open"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(fail("set busy timeout"))?;
-    // WAL: readers are not blocked by the load and keep the old snapshot.
-    // NORMAL is durable at every checkpoint and never corrupts in WAL mode.
-    enable_wal(&conn).map_err(fail("enable WAL"))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(fail("set synchronous"))?;
+    let journal = Journal::choose(&conn).map_err(fail("read the page count"))?;
+    match journal {
+        Journal::Wal => {
+            // WAL: readers are not blocked by the load and keep the old
+            // snapshot. NORMAL is durable at every checkpoint and never
+            // corrupts in WAL mode; a power cut may lose the last commit.
+            enable_wal(&conn, BUSY_TIMEOUT).map_err(fail("enable WAL"))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(fail("set synchronous"))?;
+        }
+        Journal::Rollback => {
+            // FULL: with a rollback journal NORMAL may corrupt the file on
+            // a power cut; FULL syncs the journal before the database is
+            // written, and the commit is durable when it returns.
+            conn.pragma_update(None, "page_size", NEW_FILE_PAGE_SIZE)
+                .map_err(fail("set page_size"))?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(fail("set synchronous"))?;
+        }
+    }
     // Checked in `plan` instead (see the module doc). A connection-level
     // setting that SQLite ignores inside a transaction: set it first.
     conn.pragma_update(None, "foreign_keys", "OFF")
@@ -118,6 +222,8 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
     let mut timings = Vec::new();
     // Sorting and checking need no lock: do them before taking it.
     let started = Instant::now();
+    let resident = resident(report)?;
+    let report = resident.as_ref().unwrap_or(report);
     let plans = plan(report)?;
     timings.push(("sort and check keys".to_owned(), started.elapsed()));
 
@@ -142,12 +248,20 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
             },
         })
     };
+    // `domain` checks what the report tables' CHECK constraints do (see
+    // the module doc); the flag lasts for this connection's statements
+    // prepared while it is set, so history and `pipeline_runs` keep
+    // SQLite's checks.
+    tx.pragma_update(None, "ignore_check_constraints", "ON")
+        .map_err(fail("leave CHECK constraints to the loader"))?;
     for (table, plan) in TABLES.iter().zip(&plans) {
         let started = Instant::now();
         insert(table, plan.order.as_deref())?;
         timings.push((table.name.to_owned(), started.elapsed()));
         injected(opts, table.name)?;
     }
+    tx.pragma_update(None, "ignore_check_constraints", "OFF")
+        .map_err(fail("restore CHECK constraints"))?;
 
     let started = Instant::now();
     for table in HISTORY {
@@ -161,6 +275,20 @@ pub(crate) fn load(report: &Report, path: &Path, opts: &LoadOpts) -> Result<Load
     record_run(&tx, report).map_err(fail("record the run in `pipeline_runs`"))?;
     tx.commit().map_err(fail("commit"))?;
     timings.push(("commit".to_owned(), started.elapsed()));
+    if journal == Journal::Rollback {
+        let started = Instant::now();
+        // The tables are committed: a reader holding the file past the
+        // timeout only delays WAL to the next load, which turns it on
+        // before it starts. Not a failed load.
+        if let Err(e) = enable_wal(&conn, WAL_AFTER_COMMIT_TIMEOUT) {
+            tracing::warn!(
+                message = "Cannot switch the new file to WAL yet; the next load will.",
+                path = %path.display(),
+                error = %e
+            );
+        }
+        timings.push(("enable WAL".to_owned(), started.elapsed()));
+    }
     Ok(LoadSummary {
         destination: String::new(),
         rows: report.row_counts(),
@@ -198,8 +326,9 @@ enum SqlValue<'a> {
 }
 
 impl<'a> SqlValue<'a> {
-    fn new(column: &Column, cell: Cell<'a>) -> Result<SqlValue<'a>, String> {
+    fn new(column: &Column, domain: Domain, cell: Cell<'a>) -> Result<SqlValue<'a>, String> {
         check(column, &cell)?;
+        domain.check(column, &cell)?;
         Ok(match cell {
             Cell::Null | Cell::Dangling { .. } => SqlValue::Ref(ValueRef::Null),
             Cell::Text(s) => SqlValue::Ref(ValueRef::Text(s.as_bytes())),
@@ -218,6 +347,94 @@ impl<'a> SqlValue<'a> {
                 None => SqlValue::Owned(m.to_string()),
             },
         })
+    }
+}
+
+/// A column's CHECK constraint in migrations/sqlite, which the loader
+/// enforces itself (`ignore_check_constraints`, see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Domain {
+    /// No CHECK beyond its STRICT type.
+    Any,
+    /// `CHECK (x >= 0)`.
+    NonNegative,
+    /// `CHECK (x BETWEEN 1 AND 5)`: an RFM score.
+    Score,
+    /// `CHECK (gender IN ('male', 'female', 'other'))`.
+    Gender,
+    /// `CHECK (x IS date(x))`: a day from -4713-11-25 to 9999-12-31.
+    Date,
+    /// `CHECK (month GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]' AND
+    /// substr(month, 6, 2) BETWEEN '01' AND '12')`.
+    Month,
+}
+
+/// Every CHECK of the report tables' columns, by (table, column): the
+/// migrations are the contract and name them one by one, so does this list;
+/// `domains_match_the_migrated_checks` fails when the two drift.
+const DOMAINS: &[(&str, &str, Domain)] = &[
+    ("segment_metrics", "segment", Domain::NonNegative),
+    ("segment_metrics", "num_customers", Domain::NonNegative),
+    ("customer_segments", "age", Domain::NonNegative),
+    ("customer_segments", "gender", Domain::Gender),
+    ("customer_segments", "purchase_count", Domain::NonNegative),
+    ("customer_segments", "r_score", Domain::Score),
+    ("customer_segments", "f_score", Domain::Score),
+    ("customer_segments", "m_score", Domain::Score),
+    (
+        "customer_behavior_metrics",
+        "purchase_count",
+        Domain::NonNegative,
+    ),
+    ("customer_behavior_metrics", "first_purchase", Domain::Date),
+    ("customer_behavior_metrics", "last_purchase", Domain::Date),
+    ("customer_store_summary", "visit_count", Domain::NonNegative),
+    ("customer_purchase_trends", "month", Domain::Month),
+    (
+        "customer_purchase_trends",
+        "num_purchases",
+        Domain::NonNegative,
+    ),
+];
+
+impl Domain {
+    fn of(table: &Table, column: &Column) -> Domain {
+        DOMAINS
+            .iter()
+            .find(|(t, c, _)| *t == table.name && *c == column.name)
+            .map_or(Domain::Any, |d| d.2)
+    }
+
+    /// Why SQLite's CHECK would refuse `cell` (NULL passes a CHECK).
+    fn check(self, column: &Column, cell: &Cell<'_>) -> Result<(), String> {
+        use chrono::Datelike;
+        let name = column.name;
+        let ok = match (self, *cell) {
+            (Domain::Any, _) | (_, Cell::Null) => true,
+            (Domain::NonNegative, Cell::Int(n)) => n >= 0,
+            (Domain::Score, Cell::Int(n)) => (1..=5).contains(&n),
+            (Domain::Gender, Cell::Text(g)) => matches!(g, "male" | "female" | "other"),
+            // `date()` gives back what chrono prints for the days SQLite's
+            // calendar holds, -4713-11-25 (its first midnight) to 9999-12-31.
+            (Domain::Date, Cell::Date(d)) => {
+                d.year() <= 9999
+                    && NaiveDate::from_ymd_opt(-4713, 11, 25).is_some_and(|min| d >= min)
+            }
+            (Domain::Month, Cell::Month(m)) => {
+                (0..=9999).contains(&m.year) && (1..=12).contains(&m.month)
+            }
+            // A cell of another kind than its column's: SQLite would see
+            // a value of the wrong type, which STRICT refuses anyway.
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{name}` = {} fails its CHECK constraint",
+                show(cell)
+            ))
+        }
     }
 }
 
@@ -273,12 +490,13 @@ fn insert_table(
     let statement = |rows: usize| {
         let one = format!("({})", vec!["?"; width].join(", "));
         format!(
-            "INSERT INTO {} ({}) VALUES {}",
+            "INSERT OR ROLLBACK INTO {} ({}) VALUES {}",
             table.name,
             columns.join(", "),
             vec![one; rows].join(", ")
         )
     };
+    let domains: Vec<Domain> = table.columns.iter().map(|c| Domain::of(table, c)).collect();
     let mut batch = tx.prepare(&statement(BATCH_ROWS))?;
     let mut single = tx.prepare(&statement(1))?;
     let mut cells = Vec::with_capacity(width);
@@ -292,12 +510,14 @@ fn insert_table(
     for row in rows {
         cells.clear();
         (table.cells)(report, row, &mut cells);
-        for (column, cell) in table.columns.iter().zip(&cells) {
-            values.push(SqlValue::new(column, *cell).map_err(|reason| Error::Value {
-                table: table.name,
-                row,
-                reason,
-            })?);
+        for ((column, domain), cell) in table.columns.iter().zip(&domains).zip(&cells) {
+            values.push(
+                SqlValue::new(column, *domain, *cell).map_err(|reason| Error::Value {
+                    table: table.name,
+                    row,
+                    reason,
+                })?,
+            );
         }
         pending += 1;
         if pending == BATCH_ROWS {
@@ -609,7 +829,9 @@ fn record_run(tx: &rusqlite::Transaction<'_>, report: &Report) -> Result<(), rus
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
+    use crate::table::Kind;
 
     #[test]
     fn iso_writes_what_chrono_prints_for_four_digit_years() {
@@ -620,6 +842,102 @@ mod tests {
         assert_eq!(text(iso(987, 12, None)).as_deref(), Some("0987-12"));
         assert_eq!(iso(10_000, 1, Some(1)), None);
         assert_eq!(iso(-1, 1, Some(1)), None);
+    }
+
+    /// See: issue 12. The loader turns SQLite's CHECK constraints off for
+    /// the report tables and checks `DOMAINS` instead: every value must be
+    /// refused by one exactly when the migrated schema refuses it.
+    #[test]
+    fn issue_12_domains_match_the_migrated_checks() {
+        use crate::model::YearMonth;
+        let date = |y, m, d| Cell::Date(NaiveDate::from_ymd_opt(y, m, d).expect("valid date"));
+        let month = |year, month| Cell::Month(YearMonth { year, month });
+        let mut conn = Connection::open_in_memory().expect("in-memory db");
+        // Foreign keys are not CHECKs (and are checked in `plan`).
+        conn.pragma_update(None, "foreign_keys", "OFF")
+            .expect("foreign keys off");
+        let tx = conn.transaction().expect("begin");
+        schema::migrate_sqlite(&tx).expect("migrate");
+        for (t, c, _) in DOMAINS {
+            let table = TABLES.iter().find(|x| x.name == *t).expect("table");
+            assert!(table.column_names().any(|n| n == *c), "{t}.{c}");
+        }
+        let mut compared = 0;
+        for table in TABLES {
+            let domains: Vec<Domain> = table.columns.iter().map(|c| Domain::of(table, c)).collect();
+            // A row every CHECK accepts.
+            let base: Vec<Cell<'_>> = table
+                .columns
+                .iter()
+                .zip(&domains)
+                .map(|(c, d)| match (c.kind, d) {
+                    (_, Domain::Score) => Cell::Int(1),
+                    (_, Domain::Gender) => Cell::Text("male"),
+                    (Kind::Text, _) => Cell::Text("a"),
+                    (Kind::Int | Kind::BigInt, _) => Cell::Int(1),
+                    (Kind::Money | Kind::Total | Kind::Float, _) => Cell::Float(1.0),
+                    (Kind::Date, _) => date(2026, 3, 1),
+                    (Kind::Month, _) => month(2026, 3),
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} VALUES ({})",
+                table.name,
+                vec!["?"; table.columns.len()].join(", ")
+            );
+            for (i, column) in table.columns.iter().enumerate() {
+                let mut candidates = match column.kind {
+                    Kind::Text => vec![Cell::Text("male"), Cell::Text("female"), Cell::Text("x")],
+                    Kind::Int | Kind::BigInt => [-1, 0, 1, 5, 6].map(Cell::Int).to_vec(),
+                    Kind::Money | Kind::Total | Kind::Float => vec![Cell::Float(-1.0)],
+                    Kind::Date => vec![
+                        date(2026, 12, 31),
+                        date(0, 1, 1),
+                        date(9999, 12, 31),
+                        date(10_000, 1, 1),
+                        date(-1, 1, 1),
+                        date(-4713, 11, 25),
+                        date(-4713, 11, 24),
+                        date(-10_000, 1, 1),
+                    ],
+                    Kind::Month => vec![
+                        month(2026, 1),
+                        month(2026, 12),
+                        month(2026, 0),
+                        month(2026, 13),
+                        month(0, 1),
+                        month(10_000, 1),
+                        month(-1, 1),
+                    ],
+                };
+                if column.nullable {
+                    candidates.push(Cell::Null);
+                }
+                for cell in candidates {
+                    let mut row = base.clone();
+                    row[i] = cell;
+                    let values: Vec<SqlValue<'_>> = table
+                        .columns
+                        .iter()
+                        .zip(&row)
+                        .map(|(c, v)| SqlValue::new(c, Domain::Any, *v).expect("storable"))
+                        .collect();
+                    let sqlite = tx.execute(&sql, rusqlite::params_from_iter(&values));
+                    tx.execute(&format!("DELETE FROM {}", table.name), [])
+                        .expect("clear");
+                    let ours = domains[i].check(column, &cell).is_ok();
+                    assert_eq!(
+                        ours,
+                        sqlite.is_ok(),
+                        "{}.{} = {cell:?}: {sqlite:?}",
+                        table.name,
+                        column.name
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "{compared}");
     }
 
     #[test]

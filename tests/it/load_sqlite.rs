@@ -403,3 +403,45 @@ fn issue_8_sqlite_kill_9_mid_load_leaves_the_old_tables() {
         "0"
     );
 }
+
+#[test]
+fn issue_12_sqlite_kill_9_while_filling_an_empty_file_leaves_it_empty() {
+    // See: issue 12 (an empty file is filled through a rollback journal, not WAL)
+    let dir = Workdir::new();
+    let path = dir.join("segpipe.db");
+    let big = report(200_000, 2);
+    segpipe::checkpoint::write_report(&dir.join("big"), &big).expect("checkpoint");
+    // An empty file, as `run`'s preflight leaves it.
+    std::fs::File::create(&path).expect("create empty file");
+    let url = format!("sqlite://{}", path.display());
+    let mut child = dir
+        .segpipe()
+        .args(["load", "--input", "big", "--database-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn segpipe load");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !write_locked(&path) {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the load ended ({status}) before it took the write lock");
+        }
+        assert!(Instant::now() < deadline, "the load never took the lock");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().expect("SIGKILL");
+    assert!(!child.wait().expect("wait").success());
+    // Opening the file rolls the hot journal back: no tables, not a part.
+    assert_eq!(q(&path, "PRAGMA integrity_check"), "ok");
+    assert_eq!(
+        q(
+            &path,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'customer_segments'"
+        ),
+        "0"
+    );
+    ok(dir.run(&["load", "--input", "big", "--database-url", &url]));
+    assert_eq!(q(&path, "SELECT count(*) FROM customer_segments"), "200000");
+    assert_eq!(q(&path, "PRAGMA journal_mode"), "wal");
+    assert_eq!(q(&path, "PRAGMA page_size"), "16384");
+}
