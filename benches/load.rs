@@ -97,7 +97,7 @@ fn synthetic(n: u32) -> Report {
             days_since_last_purchase: Some(recency),
             purchase_frequency: Some(f64::from(count) / 24.0),
             segment,
-            segment_label: format!("segment {segment}").into(),
+            segment_label: format!("segment {segment}"),
             r_score: Some((r % 5) as u8 + 1),
             f_score: Some((r >> 3) as u8 % 5 + 1),
             m_score: Some((r >> 6) as u8 % 5 + 1),
@@ -153,7 +153,7 @@ fn synthetic(n: u32) -> Report {
         })
         .collect();
     Report {
-        customers,
+        customers: customers.into(),
         behavior: behavior.into(),
         segments,
         store_names: [

@@ -579,7 +579,7 @@ pub fn read_reports(dirs: &[PathBuf]) -> Result<Report, Error> {
         message: e.to_string(),
     })?;
     Ok(Report {
-        customers: parts.customers,
+        customers: parts.customers.into(),
         behavior: parts.behavior.into(),
         segments: parts.segments,
         store_names: parts.store_names,

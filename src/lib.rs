@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod customer_segments;
 pub mod error;
 pub mod extract;
 pub mod generate;

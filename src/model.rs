@@ -360,7 +360,9 @@ impl std::str::FromStr for YearMonth {
     }
 }
 
-/// customer_segments row (one per valid customer).
+/// customer_segments row (one per valid customer), owned: what
+/// checkpoints read and tests build. A report holds these rows by column
+/// ([`crate::customer_segments::CustomerSegments`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CustomerSegment {
     pub mobile: String,
@@ -377,9 +379,7 @@ pub struct CustomerSegment {
     pub days_since_last_purchase: Option<i32>,
     pub purchase_frequency: Option<f64>,
     pub segment: u32,
-    /// Shared by every customer of the segment: one allocation per
-    /// segment, not per customer (a million labels were ~45 MiB).
-    pub segment_label: std::sync::Arc<str>,
+    pub segment_label: String,
     /// RFM quintile scores (1–5, 5 = best), for buyers only.
     pub r_score: Option<u8>,
     pub f_score: Option<u8>,
@@ -605,7 +605,8 @@ pub struct Transition {
 /// Output of transform: the report tables plus model and quality.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
-    pub customers: Vec<CustomerSegment>,
+    /// customer_segments, by column (see `customer_segments`).
+    pub customers: crate::customer_segments::CustomerSegments,
     /// One per customer; `run` spills them too (see `rows`).
     pub behavior: crate::rows::Rows<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,

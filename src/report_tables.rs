@@ -38,8 +38,8 @@ pub fn row_counts(report: &Report) -> BTreeMap<String, u64> {
 
 /// The mobile of a row's customer.
 fn mobile(r: &Report, c: CustomerIdx) -> Cell<'_> {
-    match r.customers.get(c.index()) {
-        Some(c) => Cell::Text(&c.mobile),
+    match r.customers.mobile(c.index()) {
+        Some(mobile) => Cell::Text(mobile),
         None => Cell::Dangling {
             what: "customer",
             index: c.index(),
@@ -146,10 +146,17 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
     }),
     len: |r| r.customers.len(),
     cells: |r, i, out| {
-        let c = &r.customers[i];
+        let Some(c) = r.customers.get(i) else {
+            out.push(Cell::Dangling {
+                what: "customer",
+                index: i,
+                of: r.customers.len(),
+            });
+            return out.extend(std::iter::repeat_n(Cell::Null, 14));
+        };
         out.extend([
-            Cell::Text(&c.mobile),
-            Cell::opt(c.name.as_deref(), Cell::Text),
+            Cell::Text(c.mobile),
+            Cell::opt(c.name, Cell::Text),
             Cell::opt(c.age, |a| Cell::Int(i64::from(a))),
             Cell::opt(c.income, Cell::Float),
             Cell::opt(c.gender, |g| Cell::Text(g.as_str())),
@@ -159,7 +166,7 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
             Cell::opt(c.days_since_last_purchase, |d| Cell::Int(i64::from(d))),
             Cell::opt(c.purchase_frequency, Cell::Float),
             Cell::Int(i64::from(c.segment)),
-            Cell::Text(&c.segment_label),
+            Cell::Text(c.segment_label),
             Cell::opt(c.r_score, |s| Cell::Int(i64::from(s))),
             Cell::opt(c.f_score, |s| Cell::Int(i64::from(s))),
             Cell::opt(c.m_score, |s| Cell::Int(i64::from(s))),
@@ -178,7 +185,7 @@ pub const CUSTOMER_SEGMENTS: Table = Table {
             days_since_last_purchase: f.opt_int(8)?,
             purchase_frequency: f.opt_float(9)?,
             segment: f.int(10)?,
-            segment_label: f.text(11)?.into(),
+            segment_label: f.text(11)?,
             r_score: f.opt_int(12)?,
             f_score: f.opt_int(13)?,
             m_score: f.opt_int(14)?,

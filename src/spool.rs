@@ -17,9 +17,12 @@ use chrono::{Datelike, NaiveDate};
 use crate::model::{CustomerIdx, Purchase, RawDate};
 use crate::scratch::ScratchDir;
 
-/// Customers per bucket: 64k customers hold about 800k purchases (25 MiB)
-/// at the mock's twelve per customer.
-const WIDTH: usize = 1 << 16;
+/// Customers per bucket: 32k customers hold about 400k purchases (13 MiB)
+/// at the mock's twelve per customer. A bucket's purchases, their sort
+/// buffer and its store and trend rows are transform's working set beside
+/// the per-customer vectors: 64k buckets made it 60 MiB at the peak, 32k
+/// make it half that for twice the files (31 at a million customers).
+const WIDTH: usize = 1 << 15;
 const RECORD: usize = 29;
 
 /// Bucket files being written.
@@ -201,9 +204,9 @@ mod tests {
     fn purchases_come_back_by_bucket_in_arrival_order_per_customer() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
         let ps: Vec<Purchase> = [
-            (70_000, RawDate::Dmy(d), Some(1.5), Some(3), 9),
+            (WIDTH + 4_464, RawDate::Dmy(d), Some(1.5), Some(3), 9),
             (2, RawDate::Text(7), None, None, 0),
-            (70_000, RawDate::Null, Some(2.0), Some(1), 0),
+            (WIDTH + 4_464, RawDate::Null, Some(2.0), Some(1), 0),
             (1, RawDate::Slash(d), Some(0.1), Some(0), 1),
             (2, RawDate::Ymd(d), Some(3.0), None, 5),
         ]
@@ -212,7 +215,7 @@ mod tests {
             Purchase::new(CustomerIdx::from_index(c), date, a, s).with_order(o)
         })
         .collect();
-        let mut spool = Spool::new(80_000).expect("spool");
+        let mut spool = Spool::new(WIDTH + 14_464).expect("spool");
         for p in &ps {
             spool.push(p).expect("push");
         }
@@ -225,7 +228,7 @@ mod tests {
         let show = |v: &[Purchase]| format!("{v:?}");
         assert_eq!(show(&b0), show(&[ps[3], ps[1], ps[4]]));
         let (r1, b1) = done.read(1).expect("bucket 1");
-        assert_eq!(r1, WIDTH..80_000);
+        assert_eq!(r1, WIDTH..WIDTH + 14_464);
         assert_eq!(show(&b1), show(&[ps[0], ps[2]]));
         let dir = done.dir.path().to_path_buf();
         drop(done);

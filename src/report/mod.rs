@@ -700,7 +700,7 @@ fn scatter(out: &mut String, r: &Report) {
             .min(idx.len());
         let step = idx.len() as f64 / quota.max(1) as f64;
         for j in 0..quota {
-            let c = &r.customers[idx[(j as f64 * step) as usize]];
+            let c = r.customers.row(idx[(j as f64 * step) as usize]);
             // No dated purchase: no recency to place it at.
             let Some(recency) = c.days_since_last_purchase else {
                 continue;

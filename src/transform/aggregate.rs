@@ -8,6 +8,7 @@
 
 use chrono::Datelike;
 
+use crate::customer_segments::{CustomerSegments, People, Segmented};
 use crate::model::{
     Customer, CustomerBehavior, CustomerIdx, CustomerSegment, Joined, PurchaseTrend,
     SegmentMetrics, StoreId, StoreSummary, YearMonth, round2, round4,
@@ -21,7 +22,7 @@ use super::rfm::Rfm;
 
 /// The per-customer tables (stores and trends come from [`stores_and_trends`]).
 pub struct Tables {
-    pub customers: Vec<CustomerSegment>,
+    pub customers: CustomerSegments,
     pub behavior: Rows<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,
 }
@@ -31,7 +32,7 @@ pub struct Tables {
 /// `scores[c]` customer c's RFM scores (`None` for non-buyers). With
 /// `spill`, behavior rows go to a scratch file as they are made (`run`).
 pub fn aggregate(
-    customers: Vec<Customer>,
+    people: People,
     (ages, incomes): (&[Option<u16>], &[Option<f64>]),
     features: &[Features],
     segment: &[u32],
@@ -39,30 +40,6 @@ pub fn aggregate(
     scores: &[Option<Rfm>],
     spill: bool,
 ) -> std::io::Result<Tables> {
-    // Customers are moved in, so mobiles and names are not copied.
-    let shared: Vec<std::sync::Arc<str>> = labels.iter().map(|l| l.as_str().into()).collect();
-    let customers: Vec<CustomerSegment> = customers
-        .into_iter()
-        .zip(features)
-        .enumerate()
-        .map(|(c, (cust, f))| CustomerSegment {
-            mobile: cust.mobile,
-            name: cust.name,
-            age: ages[c],
-            income: incomes[c].map(round2),
-            gender: cust.gender,
-            clv: round2(f.clv),
-            avg_purchase_amount: f.avg_purchase_amount.map(round2),
-            purchase_count: f.purchase_count,
-            days_since_last_purchase: f.days_since_last_purchase,
-            purchase_frequency: f.purchase_frequency.map(round4),
-            segment: segment[c],
-            segment_label: shared[segment[c] as usize].clone(),
-            r_score: scores[c].map(|s| s.r),
-            f_score: scores[c].map(|s| s.f),
-            m_score: scores[c].map(|s| s.m),
-        })
-        .collect();
     let behavior_row = |(c, f): (usize, &Features)| CustomerBehavior {
         customer: CustomerIdx::from_index(c),
         total_spent: round2(f.clv),
@@ -84,6 +61,22 @@ pub fn aggregate(
     } else {
         features.iter().enumerate().map(behavior_row).collect()
     };
+    // The people are completed in place: their mobiles and names are
+    // neither copied nor held twice (issue 11).
+    let customers = CustomerSegments::complete(people, labels, |c| {
+        let f = &features[c];
+        Segmented {
+            age: ages[c],
+            income: incomes[c].map(round2),
+            clv: round2(f.clv),
+            avg_purchase_amount: f.avg_purchase_amount.map(round2),
+            purchase_count: f.purchase_count,
+            days_since_last_purchase: f.days_since_last_purchase,
+            purchase_frequency: f.purchase_frequency.map(round4),
+            segment: segment[c],
+            scores: scores[c].map_or([None; 3], |s| [Some(s.r), Some(s.f), Some(s.m)]),
+        }
+    });
     let segments = segment_metrics(&customers, labels);
     Ok(Tables {
         customers,
@@ -94,7 +87,7 @@ pub fn aggregate(
 
 /// customer_segments rows carrying only the mobile: what the store and
 /// trend rows of a shard need to name their customers.
-pub fn mobiles_only(customers: &[Customer]) -> Vec<CustomerSegment> {
+pub fn mobiles_only(customers: &[Customer]) -> CustomerSegments {
     customers
         .iter()
         .map(|c| CustomerSegment {
@@ -109,7 +102,7 @@ pub fn mobiles_only(customers: &[Customer]) -> Vec<CustomerSegment> {
             days_since_last_purchase: None,
             purchase_frequency: None,
             segment: 0,
-            segment_label: "".into(),
+            segment_label: String::new(),
             r_score: None,
             f_score: None,
             m_score: None,
@@ -119,7 +112,7 @@ pub fn mobiles_only(customers: &[Customer]) -> Vec<CustomerSegment> {
 
 /// segment_metrics from the already rounded customer rows, so totals match
 /// what a reader of customer_segments would compute.
-fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<SegmentMetrics> {
+fn segment_metrics(customers: &CustomerSegments, labels: &[String]) -> Vec<SegmentMetrics> {
     #[derive(Default, Clone)]
     struct Acc {
         n: u64,
@@ -135,7 +128,7 @@ fn segment_metrics(customers: &[CustomerSegment], labels: &[String]) -> Vec<Segm
         timed: u64,
     }
     let mut acc = vec![Acc::default(); labels.len()];
-    for c in customers {
+    for c in customers.iter() {
         let a = &mut acc[c.segment as usize];
         a.n += 1;
         a.spend += c.clv;
@@ -315,7 +308,7 @@ mod tests {
         let labels = vec!["a".to_owned(), "no purchases".to_owned()];
         let (stores, trends) = stores_and_trends(&joined, &cleaned);
         let t = aggregate(
-            joined.customers.clone(),
+            People::from(joined.customers.clone()),
             (&cleaned.ages, &cleaned.incomes),
             &feats,
             &[0, 1, 0],
@@ -330,18 +323,18 @@ mod tests {
         .expect("in memory");
         assert_eq!(
             (
-                t.customers[0].r_score,
-                t.customers[0].f_score,
-                t.customers[0].m_score
+                t.customers.row(0).r_score,
+                t.customers.row(0).f_score,
+                t.customers.row(0).m_score
             ),
             (Some(5), Some(4), Some(3))
         );
-        assert_eq!(t.customers[1].r_score, None);
-        assert_eq!(t.customers[2].m_score, Some(5));
+        assert_eq!(t.customers.row(1).r_score, None);
+        assert_eq!(t.customers.row(2).m_score, Some(5));
 
         assert_eq!(t.customers.len(), 3);
-        assert_eq!(t.customers[1].age, Some(40), "imputed median");
-        assert_eq!(t.customers[0].clv, 16.25);
+        assert_eq!(t.customers.row(1).age, Some(40), "imputed median");
+        assert_eq!(t.customers.row(0).clv, 16.25);
         assert_eq!(t.behavior.get(1).map(|b| b.customer.index()), Some(1));
         let names = &cleaned.store_names;
         let rows: Vec<(usize, &str, f64, u32)> = stores

@@ -229,18 +229,30 @@ pub struct Demographics {
 }
 
 pub fn demographics(customers: &[crate::model::Customer]) -> Demographics {
-    let ages: Vec<Option<u16>> = customers.iter().map(|c| c.age).collect();
+    demographics_of(customers.iter().map(|c| crate::model::Customer {
+        mobile: String::new(),
+        name: None,
+        ..*c
+    }))
+}
+
+/// [`demographics`] of customers given one by one (their strings unused),
+/// so callers holding them by column need no `Customer` slice.
+pub fn demographics_of(customers: impl Iterator<Item = crate::model::Customer>) -> Demographics {
+    let mut ages: Vec<Option<u16>> = Vec::with_capacity(customers.size_hint().0);
+    let mut incomes: Vec<Option<f64>> = Vec::with_capacity(customers.size_hint().0);
+    let mut gender_missing = 0u64;
+    for c in customers {
+        ages.push(c.age);
+        incomes.push(c.income.filter(|x| x.is_finite()));
+        gender_missing += u64::from(c.gender.is_none());
+    }
     let age_median = median(ages.iter().flatten().map(|&a| f64::from(a)).collect())
         .map(|m| m.round().clamp(0.0, f64::from(u16::MAX)) as u16);
-    let incomes: Vec<Option<f64>> = customers
-        .iter()
-        .map(|c| c.income.filter(|x| x.is_finite()))
-        .collect();
     let income_median =
         median(incomes.iter().flatten().copied().collect()).map(crate::model::round2);
     let age_imputed = ages.iter().filter(|a| a.is_none()).count() as u64;
     let income_imputed = incomes.iter().filter(|a| a.is_none()).count() as u64;
-    let gender_missing = customers.iter().filter(|c| c.gender.is_none()).count() as u64;
     let split = |known: bool, n: u64| if known { (n, 0) } else { (0, n) };
     let (age_imp, age_none) = split(age_median.is_some(), age_imputed);
     let (inc_imp, inc_none) = split(income_median.is_some(), income_imputed);

@@ -53,6 +53,8 @@ pub const ALL_FEATURES: &[&str] = &[
 ];
 
 /// Demographics of one customer after imputation, as scaling sees them.
+/// Scaling asks for them customer by customer (a function, not a slice),
+/// so no per-customer vector of them is held while clustering (issue 11).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Demographics {
     pub age: Option<u16>,
@@ -171,7 +173,7 @@ fn median_known(data: &[f64], d: usize, j: usize) -> Option<f64> {
 /// (recorded as mean 0, std 1) because z-scoring a rare flag would blow it up.
 pub fn scale(
     features: &[Features],
-    demographics: &[Demographics],
+    demographics: &dyn Fn(usize) -> Demographics,
     rows: &[u32],
     names: &[&str],
     log1p: bool,
@@ -179,7 +181,7 @@ pub fn scale(
     let d = names.len();
     let mut data = Vec::with_capacity(rows.len() * d);
     for &r in rows {
-        let (f, demo) = (&features[r as usize], &demographics[r as usize]);
+        let (f, demo) = (&features[r as usize], &demographics(r as usize));
         for name in names {
             data.push(value(name, f, demo).unwrap_or(f64::NAN));
         }
@@ -248,7 +250,7 @@ pub fn scale(
 /// saved mean and std. Nothing is estimated from these rows.
 pub fn apply(
     features: &[Features],
-    demographics: &[Demographics],
+    demographics: &dyn Fn(usize) -> Demographics,
     rows: &[u32],
     scales: &[FeatureScale],
 ) -> Scaled {
@@ -256,7 +258,7 @@ pub fn apply(
     let mut data = Vec::with_capacity(rows.len() * d);
     let mut imputed = vec![0u64; d];
     for &r in rows {
-        let (f, demo) = (&features[r as usize], &demographics[r as usize]);
+        let (f, demo) = (&features[r as usize], &demographics(r as usize));
         for (j, s) in scales.iter().enumerate() {
             let raw = value(&s.feature, f, demo).or_else(|| {
                 imputed[j] += 1;
@@ -306,7 +308,7 @@ mod tests {
         let feats = vec![f(1.0, 1, 10), undated, f(3.0, 1, 30), f(4.0, 1, 20)];
         let s = scale(
             &feats,
-            &[Demographics::default(); 4],
+            &|_| Demographics::default(),
             &[0, 1, 2, 3],
             &["days_since_last_purchase"],
             false,
@@ -321,7 +323,7 @@ mod tests {
     #[test]
     fn z_scores_have_zero_mean_and_unit_std_and_log1p_is_recorded() {
         let feats = vec![f(0.0, 1, 10), f(99.0, 3, 20), f(9999.0, 5, 30)];
-        let demo = vec![
+        let demo = [
             Demographics {
                 gender: Some(Gender::Male),
                 ..Demographics::default()
@@ -338,7 +340,7 @@ mod tests {
             "gender_male",
             "gender_other",
         ];
-        let s = scale(&feats, &demo, &[0, 1, 2], &names, true);
+        let s = scale(&feats, &|r| demo[r], &[0, 1, 2], &names, true);
         assert_eq!((s.rows(), s.d), (3, 4));
         for j in 0..2 {
             let col: Vec<f64> = s.data.iter().skip(j).step_by(4).copied().collect();
@@ -364,7 +366,7 @@ mod tests {
         let feats = vec![f(5.0, 1, 1), f(5.0, 1, 1)];
         let s = scale(
             &feats,
-            &[Demographics::default(); 2],
+            &|_| Demographics::default(),
             &[0, 1],
             &["clv"],
             false,
@@ -391,8 +393,8 @@ mod tests {
         let feats = vec![f(1.0, 1, 10), undated, f(300.0, 7, 30), f(4.0, 1, 20)];
         let demo = [Demographics::default(); 4];
         let names = ["clv", "purchase_count", "days_since_last_purchase"];
-        let fitted = scale(&feats, &demo, &[0, 1, 2, 3], &names, true);
-        let applied = apply(&feats, &demo, &[0, 1, 2, 3], &fitted.scales);
+        let fitted = scale(&feats, &|r| demo[r], &[0, 1, 2, 3], &names, true);
+        let applied = apply(&feats, &|r| demo[r], &[0, 1, 2, 3], &fitted.scales);
         assert_eq!(applied.imputed, fitted.imputed);
         for (a, b) in applied.data.iter().zip(&fitted.data) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
@@ -403,7 +405,7 @@ mod tests {
             assert!((to_scaled(s, raw) - z).abs() < 1e-9);
         }
         // A new customer is scaled with the model's numbers, not its own.
-        let one = apply(&[f(4.0, 1, 20)], &demo[..1], &[0], &fitted.scales);
+        let one = apply(&[f(4.0, 1, 20)], &|r| demo[r], &[0], &fitted.scales);
         assert!((one.data[0] - fitted.data[3 * 3]).abs() < 1e-12);
     }
 }

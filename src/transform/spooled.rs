@@ -3,13 +3,14 @@
 //! time, so at most one bucket of purchases is in memory.
 //!
 //! Each bucket becomes a small `Joined` of its customers (demographics
-//! only, no strings) and purchases; the per-purchase counts are summed over
+//! only, no strings, read from the `People` transform made of them) and purchases; the per-purchase counts are summed over
 //! buckets and the demographic ones computed once over every customer, in
 //! the order `clean` writes them, so the quality table is the same too.
 //! Store and trend rows go to spill files as each bucket makes them (see
 //! `rows`): they are most of the report's rows and grow with purchases.
 
-use crate::model::{Customer, Joined, PurchaseTrend, Quality, StoreSummary};
+use crate::customer_segments::People;
+use crate::model::{Joined, PurchaseTrend, Quality, StoreSummary};
 use crate::rows::{Rows, Spill};
 use crate::spool::Spooled;
 
@@ -28,11 +29,12 @@ pub struct Digest {
 
 pub fn digest(
     joined: &mut Joined,
+    people: &People,
     spool: &Spooled,
     as_of: chrono::NaiveDate,
 ) -> std::io::Result<Digest> {
-    let n = joined.customers.len();
-    let demo = clean::demographics(&joined.customers);
+    let n = people.len();
+    let demo = clean::demographics_of((0..n).map(|c| people.demographics(c)));
     let demographic: Vec<&str> = demo.rules.iter().map(|(r, _)| *r).collect();
     let mut feats = Vec::with_capacity(n);
     let (mut stores, mut trends) = (Spill::new("stores")?, Spill::new("trends")?);
@@ -45,16 +47,7 @@ pub fn digest(
             p.customer = crate::model::CustomerIdx::from_index(p.customer.index() - base);
         }
         let mut chunk = Joined {
-            customers: joined.customers[range]
-                .iter()
-                .map(|c| Customer {
-                    mobile: String::new(),
-                    name: None,
-                    age: c.age,
-                    income: c.income,
-                    gender: c.gender,
-                })
-                .collect(),
+            customers: range.map(|c| people.demographics(c)).collect(),
             purchases,
             stores: std::mem::take(&mut joined.stores),
             odd_dates: std::mem::take(&mut joined.odd_dates),

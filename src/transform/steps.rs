@@ -123,7 +123,7 @@ pub fn fit(
     }
     let (ages, incomes) = (demo.ages.clone(), demo.incomes.clone());
     let population = Population {
-        customers,
+        customers: crate::customer_segments::People::from(customers),
         feats,
         ages: demo.ages,
         incomes: demo.incomes,
@@ -134,7 +134,7 @@ pub fn fit(
     let (report, _) = super::segment(population, &plan, opts, &models)?;
     let mut per_shard: BTreeMap<usize, Vec<Assignment>> = BTreeMap::new();
     for (c, &(position, s, _)) in order.iter().enumerate() {
-        let row = &report.customers[c];
+        let row = report.customers.row(c);
         per_shard.entry(s).or_default().push(Assignment {
             position,
             segment: row.segment,
@@ -199,7 +199,7 @@ pub fn assign(
         })
         .collect();
     let tables = aggregate::aggregate(
-        shard.customers,
+        crate::customer_segments::People::from(shard.customers),
         (&ages, &incomes),
         &shard.feats,
         &segment,

@@ -115,7 +115,7 @@ pub fn report(n: u32, variant: u32) -> Report {
         })
         .collect();
     Report {
-        customers,
+        customers: customers.into(),
         behavior,
         segments,
         store_names: vec![
@@ -455,7 +455,9 @@ fn foreign_keys_hold() {
     let before = fingerprint(db.url());
     // A customer in a segment that segment_metrics lacks: the load fails whole.
     let mut bad = report(30, 2);
-    bad.customers[5].segment = 99;
+    let mut rows = bad.customers.to_vec();
+    rows[5].segment = 99;
+    bad.customers = rows.into();
     let err = load(&bad, &db.target(), &LoadOpts::default()).expect_err("fk");
     let chain = segpipe::error::chain(&err);
     assert!(matches!(err, Error::Ddl { .. }), "{chain}");
@@ -484,7 +486,9 @@ fn bad_values_name_table_and_row() {
         "`customer_purchase_trends` row 4: customer index 999 out of range (10 customers)"
     );
     let mut r = report(10, 1);
-    r.customers[2].clv = f64::NAN;
+    let mut rows = r.customers.to_vec();
+    rows[2].clv = f64::NAN;
+    r.customers = rows.into();
     let err = load(&r, &db.target(), &LoadOpts::default()).expect_err("nan");
     assert_eq!(
         err.to_string(),

@@ -279,7 +279,9 @@ fn sqlite_foreign_keys_hold() {
     load_ok(&path, &report(30, 1));
     let before = fingerprint(&path);
     let mut bad = report(30, 2);
-    bad.customers[5].segment = 99;
+    let mut rows = bad.customers.to_vec();
+    rows[5].segment = 99;
+    bad.customers = rows.into();
     let err = load(&bad, &target(&path), &LoadOpts::default()).expect_err("fk");
     assert_eq!(
         err.to_string(),
@@ -322,7 +324,9 @@ fn sqlite_rows_in_any_order_give_the_same_tables() {
     // Customers reversed, children pointed at the moved customers and
     // reversed too: the same tables, in the opposite row order.
     let n = r.customers.len();
-    shuffled.customers.reverse();
+    let mut rows = shuffled.customers.to_vec();
+    rows.reverse();
+    shuffled.customers = rows.into();
     let moved = |c: CustomerIdx| CustomerIdx::from_index(n - 1 - c.index());
     for b in shuffled.behavior.to_mut().expect("in memory") {
         b.customer = moved(b.customer);
