@@ -22,7 +22,6 @@
 //! leaves them for the next load, which drops them before it stages.
 
 use std::cmp::Reverse;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -111,7 +110,6 @@ fn stage(
     ))?;
     let mut tables: Vec<&Table> = TABLES.to_vec();
     tables.sort_by_key(|t| Reverse((t.len)(report)));
-    let per_table = Mutex::new(Vec::new());
     on_connections(rt, client, url, opts, &tables, async |c: &Client, table| {
         // One transaction per table, so COPY may FREEZE (see `copy_table`);
         // a failure rolls it back, leaving the connection usable.
@@ -119,13 +117,8 @@ fn stage(
         let staged = stage_table(c, report, table, opts).await;
         let end = if staged.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let ended = ddl(c, "commit a staging table", end).await;
-        let took = staged?;
-        ended?;
-        per_table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((table.name.to_owned(), took));
-        Ok(())
+        staged?;
+        ended
     })?;
     timings.push((
         format!("copy, keys and analyze on {CONNECTIONS} connections"),
@@ -175,13 +168,13 @@ fn stage(
 }
 
 /// One staging table, inside the caller's transaction: created LIKE the
-/// live table, copied, keyed and analyzed. Returns how long it took.
+/// live table, copied, keyed and analyzed (each table's times at debug level).
 async fn stage_table(
     c: &Client,
     report: &Report,
     table: &Table,
     opts: &LoadOpts,
-) -> Result<Duration, Error> {
+) -> Result<(), Error> {
     let name = table.name;
     let t = Instant::now();
     ddl(
@@ -210,7 +203,7 @@ async fn stage_table(
         copy_ms = copied.as_millis() as u64,
         keys_ms = (t.elapsed() - copied).as_millis() as u64
     );
-    Ok(t.elapsed())
+    Ok(())
 }
 
 /// Run `work` on every item, on `client` and `CONNECTIONS - 1` more
