@@ -69,14 +69,27 @@ pub fn scores(features: &[Features], buyers: &[u32]) -> Vec<Option<Rfm>> {
 /// value = higher score; equal values rank in the order of `ids`.
 pub fn quintiles(ids: &[u32], value: impl Fn(u32) -> f64) -> Vec<u8> {
     let n = ids.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    // Stable sort: ties keep the order of `ids`.
-    order.sort_by(|&a, &b| value(ids[a]).total_cmp(&value(ids[b])));
+    // Each value read once into (key, position) pairs, sorted by key then
+    // position: the order of a stable sort by `total_cmp`. Sorting positions
+    // with a comparator that read the features (112 bytes apart, in random
+    // order) took 24 s of a 10M-customer transform.
+    let mut order: Vec<(i64, u32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (total_order_key(value(c)), i as u32))
+        .collect();
+    order.sort_unstable();
     let mut out = vec![0u8; n];
-    for (rank, i) in order.into_iter().enumerate() {
-        out[i] = 1 + (5 * rank / n) as u8;
+    for (rank, (_, i)) in order.into_iter().enumerate() {
+        out[i as usize] = 1 + (5 * rank / n) as u8;
     }
     out
+}
+
+/// An integer that orders like `f64::total_cmp` (the same bit trick).
+fn total_order_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 /// The standard named RFM segments, best first.
@@ -191,6 +204,13 @@ mod tests {
         let ids: Vec<u32> = (0..7).collect();
         assert_eq!(quintiles(&ids, f64::from), vec![1, 1, 2, 3, 3, 4, 5]);
         assert!(quintiles(&[], |_| 0.0).is_empty());
+        // Keyed like `total_cmp`: -0 before +0, NaN last, infinities at the ends.
+        let v = [f64::NAN, 0.0, -0.0, f64::INFINITY, -1.5, f64::NEG_INFINITY, 2.0];
+        let mut by_cmp: Vec<usize> = (0..v.len()).collect();
+        by_cmp.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut by_key: Vec<usize> = (0..v.len()).collect();
+        by_key.sort_by_key(|&i| total_order_key(v[i]));
+        assert_eq!(by_cmp, by_key);
     }
 
     #[test]
