@@ -177,7 +177,7 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     let mut out = Out::create(dir, CUSTOMERS_CLEAN, columns)?;
     for (i, c) in j.customers.iter().enumerate() {
         let mut row = vec![
-            c.mobile.clone(),
+            c.mobile,
             c.name.clone().unwrap_or_default(),
             opt(c.age),
             opt(c.income),
@@ -197,7 +197,7 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     for p in &j.purchases {
         let store = p.store().and_then(|s| j.stores.get(s as usize)).cloned();
         out.row([
-            j.customers[p.customer.index()].mobile.clone(),
+            j.customers.mobile_at(p.customer.index()).to_owned(),
             p.date.text(&j.odd_dates).unwrap_or_default(),
             opt(p.amount()),
             store.unwrap_or_default(),
@@ -218,9 +218,9 @@ pub fn write_joined(dir: &Path, j: &Joined) -> Result<(), Error> {
     let truth_path = dir.join(TRUTH);
     if let Some(truth) = &j.truth {
         let mut out = Out::create(dir, TRUTH, &["mobile", "persona"])?;
-        for (c, p) in j.customers.iter().zip(truth) {
+        for (c, p) in j.customers.mobiles().zip(truth) {
             if let Some(p) = p {
-                out.row([c.mobile.as_str(), p.as_str()])?;
+                out.row([c, p.as_str()])?;
             }
         }
         out.finish()?;
@@ -493,7 +493,7 @@ pub fn read_joined(dir: &Path) -> Result<Joined, Error> {
             gender: f.gender(4)?,
         };
         index.insert(c.mobile.clone(), CustomerIdx::from_index(j.customers.len()));
-        j.customers.push(c);
+        j.customers.push(&c);
     }
     let mut stores = Interner::default();
     let mut f = In::open(

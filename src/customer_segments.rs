@@ -17,154 +17,11 @@
 //! This file owns the layout only; what the values mean is DESIGN §5 and
 //! `transform::aggregate`.
 
-use crate::model::{Customer, CustomerSegment, Gender};
-
-/// The bit pattern that means "no value" in an `f64` column. A NaN with a
-/// payload no arithmetic produces, so a real NaN (refused by every sink)
-/// still reads back as `Some(NaN)` and stays an error, not a NULL.
-const NULL_BITS: u64 = 0x7ff8_5e9e_0000_0001;
-
-fn put(x: Option<f64>) -> f64 {
-    x.unwrap_or(f64::from_bits(NULL_BITS))
-}
-
-fn take(x: f64) -> Option<f64> {
-    (x.to_bits() != NULL_BITS).then_some(x)
-}
-
-/// Strings end to end in one buffer; `ends[i]` is where string `i` ends,
-/// with [`Texts::NULL`] set when the value is missing. A `u64` end, not
-/// `u32`, so no amount of text can wrap an offset.
-#[derive(Clone, Debug, Default)]
-struct Texts {
-    text: String,
-    ends: Vec<u64>,
-}
-
-impl Texts {
-    const NULL: u64 = 1 << 63;
-
-    fn with_capacity(rows: usize, bytes: usize) -> Texts {
-        Texts {
-            text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(rows),
-        }
-    }
-
-    fn push(&mut self, s: Option<&str>) {
-        self.text.push_str(s.unwrap_or(""));
-        let end = self.text.len() as u64;
-        self.ends
-            .push(if s.is_some() { end } else { end | Texts::NULL });
-    }
-
-    fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        if end & Texts::NULL != 0 {
-            return None;
-        }
-        let start = match i {
-            0 => 0,
-            _ => self.ends[i - 1] & !Texts::NULL,
-        };
-        self.text.get(start as usize..end as usize)
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-}
-
-/// The customers of a report before they are segmented: mobile, name and
-/// raw demographics, by column.
-#[derive(Clone, Debug, Default)]
-pub struct People {
-    mobiles: Texts,
-    names: Texts,
-    age: Vec<Option<u16>>,
-    income: Vec<f64>,
-    gender: Vec<Option<Gender>>,
-}
-
-impl People {
-    pub fn len(&self) -> usize {
-        self.mobiles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn mobile(&self, i: usize) -> Option<&str> {
-        self.mobiles.get(i)
-    }
-
-    pub fn age(&self, i: usize) -> Option<u16> {
-        self.age.get(i).copied().flatten()
-    }
-
-    pub fn income(&self, i: usize) -> Option<f64> {
-        self.income.get(i).copied().and_then(take)
-    }
-
-    pub fn gender(&self, i: usize) -> Option<Gender> {
-        self.gender.get(i).copied().flatten()
-    }
-
-    /// Customer `i` with its raw demographics and no strings: what the
-    /// purchase half of transform reads per customer.
-    pub fn demographics(&self, i: usize) -> Customer {
-        Customer {
-            mobile: String::new(),
-            name: None,
-            age: self.age(i),
-            income: self.income(i),
-            gender: self.gender(i),
-        }
-    }
-
-    fn with_capacity(rows: usize, mobile_bytes: usize, name_bytes: usize) -> People {
-        People {
-            mobiles: Texts::with_capacity(rows, mobile_bytes),
-            names: Texts::with_capacity(rows, name_bytes),
-            age: Vec::with_capacity(rows),
-            income: Vec::with_capacity(rows),
-            gender: Vec::with_capacity(rows),
-        }
-    }
-
-    fn push(
-        &mut self,
-        mobile: &str,
-        name: Option<&str>,
-        age: Option<u16>,
-        income: Option<f64>,
-        gender: Option<Gender>,
-    ) {
-        self.mobiles.push(Some(mobile));
-        self.names.push(name);
-        self.age.push(age);
-        self.income.push(put(income));
-        self.gender.push(gender);
-    }
-}
-
-impl From<Vec<Customer>> for People {
-    /// Consumes the customers: each one's strings are freed as they are
-    /// copied, and the arenas are sized exactly up front (no doubling).
-    fn from(customers: Vec<Customer>) -> People {
-        let mobile_bytes = customers.iter().map(|c| c.mobile.len()).sum();
-        let name_bytes = customers
-            .iter()
-            .map(|c| c.name.as_ref().map_or(0, String::len))
-            .sum();
-        let mut people = People::with_capacity(customers.len(), mobile_bytes, name_bytes);
-        for c in customers {
-            people.push(&c.mobile, c.name.as_deref(), c.age, c.income, c.gender);
-        }
-        people
-    }
-}
+use crate::model::{CustomerSegment, Gender};
+pub use crate::people::People;
+use crate::people::{put, take};
+#[cfg(test)]
+use crate::model::Customer;
 
 /// The customer_segments rows of a report, by column (see the module doc).
 #[derive(Clone, Debug, Default)]
@@ -226,7 +83,8 @@ impl CustomerSegmentRef<'_> {
     }
 }
 
-/// The per-customer values `aggregate` adds to a [`People`] row.
+/// The per-customer values `aggregate` adds to a [`People`] row, and the
+/// age and income the row reports in place of the people's.
 #[derive(Clone, Copy, Debug)]
 pub struct Segmented {
     pub age: Option<u16>,
@@ -241,12 +99,13 @@ pub struct Segmented {
 }
 
 impl CustomerSegments {
-    /// Complete `people` row by row: `row(i)` gives customer i's values;
-    /// segment `s`'s label is `labels[s]`. `people` is moved, not copied.
+    /// Complete `people` row by row: `row(i, &people)` gives customer i's
+    /// values; segment `s`'s label is `labels[s]`. `people` is moved, not
+    /// copied.
     pub fn complete(
         mut people: People,
         labels: &[String],
-        mut row: impl FnMut(usize) -> Segmented,
+        mut row: impl FnMut(usize, &People) -> Segmented,
     ) -> CustomerSegments {
         let n = people.len();
         let mut t = CustomerSegments {
@@ -262,9 +121,8 @@ impl CustomerSegments {
             people: People::default(),
         };
         for i in 0..n {
-            let r = row(i);
-            people.age[i] = r.age;
-            people.income[i] = put(r.income);
+            let r = row(i, &people);
+            people.set_demographics(i, r.age, r.income);
             t.clv.push(r.clv);
             t.avg_purchase_amount.push(put(r.avg_purchase_amount));
             t.purchase_count.push(r.purchase_count);
@@ -297,7 +155,7 @@ impl CustomerSegments {
         let [r_score, f_score, m_score] = self.scores[i];
         Some(CustomerSegmentRef {
             mobile,
-            name: self.people.names.get(i),
+            name: self.people.name(i),
             age: self.people.age(i),
             income: self.people.income(i),
             gender: self.people.gender(i),
@@ -336,7 +194,7 @@ impl CustomerSegments {
 
     fn push(&mut self, c: &CustomerSegment) {
         self.people
-            .push(&c.mobile, c.name.as_deref(), c.age, c.income, c.gender);
+            .push_parts(&c.mobile, c.name.as_deref(), c.age, c.income, c.gender);
         self.clv.push(c.clv);
         self.avg_purchase_amount.push(put(c.avg_purchase_amount));
         self.purchase_count.push(c.purchase_count);
@@ -449,7 +307,7 @@ mod tests {
         );
         assert_eq!(people.demographics(0).age, Some(40));
         let labels = vec!["x".to_owned(), "y".to_owned()];
-        let t = CustomerSegments::complete(people, &labels, |i| Segmented {
+        let t = CustomerSegments::complete(people, &labels, |i, _| Segmented {
             age: Some(50),
             income: Some(7.0),
             clv: i as f64,

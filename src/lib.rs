@@ -22,6 +22,7 @@ pub mod logging;
 pub mod mobile;
 pub mod model;
 pub mod opts;
+pub mod people;
 pub mod pipeline;
 pub mod progress;
 pub mod quality_gate;

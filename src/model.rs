@@ -309,7 +309,7 @@ impl Quality {
 #[derive(Clone, Debug, Default)]
 pub struct Joined {
     /// Valid customers, first occurrence per normalized mobile, in file order.
-    pub customers: Vec<Customer>,
+    pub customers: crate::people::People,
     /// Each customer's position in the unsharded customer list (see
     /// `Validated::positions`); empty means `0..customers.len()`.
     pub positions: Vec<u64>,

@@ -20,7 +20,6 @@ use crate::error::Error;
 use crate::extract::{self, Validator, customers};
 use crate::generate::{self, HEADER};
 use crate::load::{self, Target};
-use crate::mobile;
 use crate::opts::{api_opts, extract_opts, generate_opts, load_opts, transform_opts};
 use crate::summary::{
     ReportFacts, RunSummary, StageTiming, default_report_path, peak_rss_mib, rss_mib,
@@ -59,17 +58,21 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
         (None, None) => {
             let header: Vec<String> = HEADER.iter().map(|h| (*h).to_owned()).collect();
             let mut v = Validator::new("generated customers", &header)?;
-            let mut truth = HashMap::new();
+            // Each kept customer's persona beside it: one byte a customer,
+            // where a map by mobile took ~28 (issue 11). A generated mobile
+            // is new exactly when the row carries its truth.
+            let mut aligned = Vec::new();
             for (i, row) in generate::customers(&gen_opts).enumerate() {
-                if let Some((m, p)) = &row.truth
-                    && let Ok(m) = mobile::normalize(m)
-                {
-                    truth.insert(mobile::key(&m), *p);
-                }
+                let kept = v.kept();
                 // Line numbers as in the CSV `generate` writes (header = 1).
                 v.push(i as u64 + 2, &row.fields);
+                if v.kept() > kept {
+                    aligned.push(row.truth.as_ref().map(|(_, p)| *p));
+                }
             }
-            (v.finish(), truth)
+            let mut validated = v.finish();
+            validated.truth = Some(aligned);
+            (validated, HashMap::new())
         }
     };
     let customers_from = match &s.customers_file {
@@ -121,8 +124,9 @@ pub fn run(s: &Settings) -> Result<RunSummary, Error> {
     };
     // No truth file (the user's own customers): nothing to score against.
     let extracted = extract::extract(validated, (!truth.is_empty()).then_some(&truth), &opts);
-    // Extract put each customer's persona beside it; the map (a million
-    // entries, ~40 MiB) would otherwise live through transform and load.
+    // Extract put each customer's persona beside it; a map read from a truth
+    // file (a million entries, ~40 MiB) would otherwise live through
+    // transform and load.
     drop(truth);
     let server_used = server.is_some();
     if let Some(server) = server {

@@ -19,7 +19,8 @@ use super::{Error, ExtractOpts};
 use crate::error::one_line;
 use crate::interner::Interner;
 use crate::mobile;
-use crate::model::{Customer, CustomerIdx, Purchase, RawDate, order_key};
+use crate::model::{CustomerIdx, Purchase, RawDate, order_key};
+use crate::people::People;
 use crate::rng;
 
 /// Purchases fetched for all customers, with local tables already merged.
@@ -208,7 +209,7 @@ impl BatchOut {
 }
 
 struct Shared<'a> {
-    customers: &'a [Customer],
+    customers: &'a People,
     index: HashMap<u64, CustomerIdx>,
     opts: &'a ExtractOpts,
     url: String,
@@ -220,7 +221,7 @@ struct Shared<'a> {
 }
 
 /// Fetch the purchases of every customer.
-pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Error> {
+pub fn fetch(customers: &People, opts: &ExtractOpts) -> Result<Fetched, Error> {
     let base = opts.api_url.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(Error::ApiUrl {
@@ -231,9 +232,9 @@ pub fn fetch(customers: &[Customer], opts: &ExtractOpts) -> Result<Fetched, Erro
     let shared = Shared {
         customers,
         index: customers
-            .iter()
+            .mobiles()
             .enumerate()
-            .map(|(i, c)| (mobile::key(&c.mobile), CustomerIdx::from_index(i)))
+            .map(|(i, m)| (mobile::key(m), CustomerIdx::from_index(i)))
             .collect(),
         opts,
         url: format!("{base}/purchase-history"),
@@ -371,9 +372,9 @@ fn fetch_batch(
     let deadline = Instant::now() + shared.opts.batch_deadline;
     // Depth-first over halves keeps the purchases in customer order.
     while let Some(r) = pending.pop() {
-        let mobiles: Vec<String> = shared.customers[r.clone()]
-            .iter()
-            .map(|c| format!("+{}", c.mobile))
+        let mobiles: Vec<String> = r
+            .clone()
+            .map(|i| format!("+{}", shared.customers.mobile_at(i)))
             .collect();
         let parse = |body: &[u8]| parse_batch(shared, body);
         match post_with_retries(shared, agent, index, &mobiles, deadline, parse) {
@@ -415,7 +416,7 @@ fn batch_error(
     Error::Batch {
         index,
         mobiles: range.len(),
-        first: format!("+{}", shared.customers[range.start].mobile),
+        first: format!("+{}", shared.customers.mobile_at(range.start)),
         attempts,
         url: crate::secret::mask_url(&shared.url),
         source: Box::new(e),
@@ -646,13 +647,13 @@ mod tests {
 
     #[test]
     fn unreachable_server_names_the_batch() {
-        let customers = vec![Customer {
+        let customers = People::from(vec![crate::model::Customer {
             mobile: "919876543210".into(),
             name: None,
             age: None,
             income: None,
             gender: None,
-        }];
+        }]);
         let err = fetch(&customers, &opts()).expect_err("nothing listens on port 1");
         let msg = crate::error::chain(&err);
         assert!(
@@ -665,6 +666,6 @@ mod tests {
     fn bad_url_is_a_usage_error() {
         let mut o = opts();
         o.api_url = "localhost:8000".into();
-        assert!(matches!(fetch(&[], &o), Err(Error::ApiUrl { .. })));
+        assert!(matches!(fetch(&People::default(), &o), Err(Error::ApiUrl { .. })));
     }
 }

@@ -29,7 +29,7 @@ const MAX_EXTRA_FIELDS: usize = 16;
 /// Validated customers and everything that was set aside.
 #[derive(Clone, Debug, Default)]
 pub struct Validated {
-    pub customers: Vec<Customer>,
+    pub customers: crate::people::People,
     /// Each customer's position among all valid unique customers of the
     /// file (its index in an unsharded run): how shards are put back in order.
     pub positions: Vec<u64>,
@@ -39,6 +39,9 @@ pub struct Validated {
     pub header: Vec<String>,
     pub quality: Quality,
     pub rows_read: u64,
+    /// Ground truth aligned with `customers`, when the source carried it
+    /// row by row (`run`'s generator); else extract joins a truth file's.
+    pub truth: Option<Vec<Option<crate::model::Persona>>>,
 }
 
 /// Streams rows in, keeps the first row per normalized mobile.
@@ -150,6 +153,11 @@ impl Validator {
         })
     }
 
+    /// Customers kept so far.
+    pub fn kept(&self) -> usize {
+        self.out.customers.len()
+    }
+
     /// Keep only the customers of `shard`; rejects are kept by shard 0 alone,
     /// so summing the shards' counts gives the unsharded counts.
     pub fn with_shard(mut self, shard: Shard) -> Validator {
@@ -173,7 +181,7 @@ impl Validator {
                     if self.shard.count > 1 {
                         self.out.positions.push(self.unique - 1);
                     }
-                    self.out.customers.push(c);
+                    self.out.customers.push(&c);
                 } else {
                     self.out.quality.add("duplicate_customers_dropped", 1);
                 }
@@ -594,7 +602,7 @@ mod tests {
         v.push(2, &["+91 98765 43210", "f", "7", "NA", "34.0", "Asha"]);
         let out = v.finish();
         assert_eq!(
-            out.customers,
+            out.customers.iter().collect::<Vec<_>>(),
             vec![Customer {
                 mobile: "919876543210".into(),
                 name: Some("Asha".into()),
@@ -624,7 +632,7 @@ mod tests {
         v.push(2, &["17", "+919876543210", "vip"]);
         let out = v.finish();
         assert_eq!(out.customers.len(), 1);
-        let c = &out.customers[0];
+        let c = out.customers.get(0).expect("one customer");
         assert_eq!(
             (c.name.as_deref(), c.age, c.income, c.gender),
             (None, None, None, None)
@@ -686,7 +694,7 @@ mod tests {
         v.push(3, &["second", "", "", "91-98765-43210", "Male"]);
         let out = v.finish();
         assert_eq!(out.customers.len(), 1);
-        assert_eq!(out.customers[0].name.as_deref(), Some("first"));
+        assert_eq!(out.customers.name(0), Some("first"));
         assert_eq!(out.quality.get("duplicate_customers_dropped"), 1);
         assert!(out.rejects.is_empty());
     }
@@ -857,7 +865,7 @@ mod tests {
         )
         .expect("write");
         let out = read_csv_with(&path, Some(b'|'), Shard::WHOLE).expect("read");
-        assert_eq!(out.customers[0].name.as_deref(), Some("A,B"));
+        assert_eq!(out.customers.name(0), Some("A,B"));
         let err = read_csv_with(&path, Some(b';'), Shard::WHOLE).expect_err("no such columns");
         assert!(
             err.to_string()

@@ -63,12 +63,14 @@ pub fn assemble(
     if !fetched.reject_header.is_empty() {
         quality.add("purchases_rejected", fetched.rejects.len() as u64);
     }
-    let truth = truth.map(|t| {
-        validated
-            .customers
-            .iter()
-            .map(|c| t.get(&mobile::key(&c.mobile)).copied())
-            .collect::<Vec<_>>()
+    let truth = validated.truth.or_else(|| {
+        truth.map(|t| {
+            validated
+                .customers
+                .mobiles()
+                .map(|m| t.get(&mobile::key(m)).copied())
+                .collect::<Vec<_>>()
+        })
     });
     Joined {
         customers: validated.customers,

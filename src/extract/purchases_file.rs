@@ -19,7 +19,8 @@ use super::customers::is_missing;
 use super::lines::{Line, Lines, MAX_LINE, Splitter};
 use crate::interner::Interner;
 use crate::mobile;
-use crate::model::{Customer, CustomerIdx, Purchase, RawDate, Reject, order_key};
+use crate::model::{CustomerIdx, Purchase, RawDate, Reject, order_key};
+use crate::people::People;
 use crate::shard::Shard;
 
 /// The columns DESIGN §3 names; `order_id` is optional.
@@ -32,7 +33,7 @@ pub const MAX_AMOUNT: f64 = 1e12;
 /// Read every purchase of `path` for `customers`.
 pub fn read(
     path: &Path,
-    customers: &[Customer],
+    customers: &People,
     shard: Shard,
     spool: bool,
 ) -> Result<Fetched, Error> {
@@ -59,15 +60,15 @@ pub(crate) type Reader = fn(&Path, &mut Sink) -> Result<(), Error>;
 /// against each other through the same sink).
 pub(crate) fn read_with(
     path: &Path,
-    customers: &[Customer],
+    customers: &People,
     shard: Shard,
     spool: bool,
     reader: Reader,
 ) -> Result<Fetched, Error> {
     let index: HashMap<u64, CustomerIdx> = customers
-        .iter()
+        .mobiles()
         .enumerate()
-        .map(|(i, c)| (mobile::key(&c.mobile), CustomerIdx::from_index(i)))
+        .map(|(i, m)| (mobile::key(m), CustomerIdx::from_index(i)))
         .collect();
     let mut sink = Sink {
         index,
@@ -362,8 +363,8 @@ fn read_csv(path: &Path, sink: &mut Sink) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn customer(mobile: &str) -> Customer {
-        Customer {
+    fn customer(mobile: &str) -> crate::model::Customer {
+        crate::model::Customer {
             mobile: mobile.to_owned(),
             name: None,
             age: None,
@@ -387,7 +388,7 @@ mod tests {
              Corner,5,2026-03-01,919876543210\r\n",
         )
         .expect("write");
-        let got = read(&path, &[customer("919876543210")], Shard::WHOLE, false).expect("read");
+        let got = read(&path, &People::from(vec![customer("919876543210")]), Shard::WHOLE, false).expect("read");
         assert_eq!(got.purchases.len(), 2);
         assert_eq!(got.purchases[0].amount(), Some(10.5));
         assert_eq!(got.purchases[1].amount(), None);
@@ -418,7 +419,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.csv");
         std::fs::write(&path, "mobile,date,price\n1,2,3\n").expect("write");
-        let err = read(&path, &[], Shard::WHOLE, false).expect_err("missing");
+        let err = read(&path, &People::default(), Shard::WHOLE, false).expect_err("missing");
         assert_eq!(
             err.to_string(),
             format!(
@@ -437,11 +438,11 @@ mod tests {
     // See: issue 9
     #[test]
     fn issue_9_parquet_with_typed_columns_is_read() {
-        let customers = [
+        let customers = People::from(vec![
             customer("919876543210"),
             customer("919876543211"),
             customer("919876543212"),
-        ];
+        ]);
         let got = read(
             &fixture("purchases_typed.parquet"),
             &customers,
@@ -491,7 +492,7 @@ mod tests {
     fn issue_9_an_unsupported_parquet_compression_is_a_clear_structural_error() {
         let err = read(
             &fixture("purchases_zstd.parquet"),
-            &[customer("919876543210")],
+            &People::from(vec![customer("919876543210")]),
             Shard::WHOLE,
             false,
         )

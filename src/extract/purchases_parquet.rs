@@ -806,7 +806,7 @@ mod tests {
     /// Row-group sizes: one over two batches, a tiny one, one under a batch.
     const GROUPS: [std::ops::Range<usize>; 3] = [0..20_000, 20_000..20_010, 20_010..29_010];
 
-    fn customers() -> Vec<Customer> {
+    fn customers() -> crate::people::People {
         (0..50)
             .map(|k| Customer {
                 mobile: format!("91987654{k:04}"),

@@ -10,7 +10,7 @@ use chrono::Datelike;
 
 use crate::customer_segments::{CustomerSegments, People, Segmented};
 use crate::model::{
-    Customer, CustomerBehavior, CustomerIdx, CustomerSegment, Joined, PurchaseTrend,
+    CustomerBehavior, CustomerIdx, CustomerSegment, Joined, PurchaseTrend,
     SegmentMetrics, StoreId, StoreSummary, YearMonth, round2, round4,
 };
 
@@ -27,13 +27,13 @@ pub struct Tables {
     pub segments: Vec<SegmentMetrics>,
 }
 
-/// Build every table. `segment[c]` is customer c's segment id,
+/// Build every table from `people` with imputed demographics
+/// ([`People::impute`]). `segment[c]` is customer c's segment id,
 /// `labels[s]` the label of segment s (ids are `0..labels.len()`) and
 /// `scores[c]` customer c's RFM scores (`None` for non-buyers). With
 /// `spill`, behavior rows go to a scratch file as they are made (`run`).
 pub fn aggregate(
     people: People,
-    (ages, incomes): (&[Option<u16>], &[Option<f64>]),
     features: &[Features],
     segment: &[u32],
     labels: &[String],
@@ -63,11 +63,11 @@ pub fn aggregate(
     };
     // The people are completed in place: their mobiles and names are
     // neither copied nor held twice (issue 11).
-    let customers = CustomerSegments::complete(people, labels, |c| {
+    let customers = CustomerSegments::complete(people, labels, |c, people| {
         let f = &features[c];
         Segmented {
-            age: ages[c],
-            income: incomes[c].map(round2),
+            age: people.age(c),
+            income: people.income(c).map(round2),
             clv: round2(f.clv),
             avg_purchase_amount: f.avg_purchase_amount.map(round2),
             purchase_count: f.purchase_count,
@@ -87,11 +87,11 @@ pub fn aggregate(
 
 /// customer_segments rows carrying only the mobile: what the store and
 /// trend rows of a shard need to name their customers.
-pub fn mobiles_only(customers: &[Customer]) -> CustomerSegments {
+pub fn mobiles_only(customers: &People) -> CustomerSegments {
     customers
-        .iter()
-        .map(|c| CustomerSegment {
-            mobile: c.mobile.clone(),
+        .mobiles()
+        .map(|m| CustomerSegment {
+            mobile: m.to_owned(),
             name: None,
             age: None,
             income: None,
@@ -307,9 +307,10 @@ mod tests {
         let feats = features(&joined, &cleaned);
         let labels = vec!["a".to_owned(), "no purchases".to_owned()];
         let (stores, trends) = stores_and_trends(&joined, &cleaned);
+        let mut people = joined.customers.clone();
+        people.impute(cleaned.ages.clone(), cleaned.incomes.clone());
         let t = aggregate(
-            People::from(joined.customers.clone()),
-            (&cleaned.ages, &cleaned.incomes),
+            people,
             &feats,
             &[0, 1, 0],
             &labels,

@@ -185,7 +185,7 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
     // Extract interns stores into u32 ids, so the table fits in a StoreId.
     let unknown_store = StoreId::try_from(unknown_store).unwrap_or(StoreId::MAX);
 
-    let demo = demographics(&joined.customers);
+    let demo = demographics_of((0..n).map(|c| joined.customers.demographics(c)));
     let mut quality = joined.quality.clone();
     let dup = dropped.iter().filter(|d| **d).count() as u64;
     // Fixed order, zeros included, so data_quality has the same rows every run.
@@ -427,7 +427,8 @@ mod tests {
                 customer(Some(30), Some(100.0), Some(Gender::Male)),
                 customer(None, Some(300.0), None),
                 customer(Some(50), None, Some(Gender::Female)),
-            ],
+            ]
+            .into(),
             stores: vec!["DMart".into(), "More".into()],
             odd_dates: vec!["2026/13/45".into()],
             ..Joined::default()
@@ -568,7 +569,7 @@ mod tests {
             Purchase::new(c0, date, Some(10.0), Some(0)).with_order(crate::model::order_key(order))
         };
         let j = Joined {
-            customers: vec![customer(Some(30), Some(1.0), None)],
+            customers: vec![customer(Some(30), Some(1.0), None)].into(),
             purchases: vec![
                 p("A-1"),
                 p("A-2"), // same values, other order: kept
@@ -588,7 +589,7 @@ mod tests {
     fn issue_9_date_forms_are_counted_each() {
         let c0 = CustomerIdx::from_index(0);
         let mut j = Joined {
-            customers: vec![customer(Some(30), Some(1.0), None)],
+            customers: vec![customer(Some(30), Some(1.0), None)].into(),
             stores: vec!["S".into()],
             ..Joined::default()
         };

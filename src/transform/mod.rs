@@ -215,19 +215,14 @@ fn transform_with(
     let mut clock = Instant::now();
     let mut times: StepTimes = Vec::new();
     if let Some(spool) = joined.spool.take() {
-        // Mobiles and names into two arenas before anything per customer
-        // is computed: 136 bytes a customer as `Customer`s, 56 as `People`.
-        let people = People::from(std::mem::take(&mut joined.customers));
-        lap(&mut clock, "people", &mut times);
+        let mut people = std::mem::take(&mut joined.customers);
         let digest =
-            spooled::digest(&mut joined, &people, &spool, opts.as_of).map_err(Error::Spool)?;
+            spooled::digest(&mut joined, &mut people, &spool, opts.as_of).map_err(Error::Spool)?;
         drop(spool);
         lap(&mut clock, "clean_features_stores_trends", &mut times);
         let population = Population {
             customers: people,
             feats: digest.feats,
-            ages: digest.ages,
-            incomes: digest.incomes,
             truth: joined.truth.take(),
             quality: digest.quality,
             spill_rows: true,
@@ -250,11 +245,11 @@ fn transform_with(
     let (stores, trends) = aggregate::stores_and_trends(&joined, &cleaned);
     lap(&mut clock, "stores_trends", &mut times);
     // Nothing below reads purchases: free them before the per-customer tables.
+    let mut customers = std::mem::take(&mut joined.customers);
+    customers.impute(cleaned.ages, cleaned.incomes);
     let population = Population {
-        customers: People::from(std::mem::take(&mut joined.customers)),
+        customers,
         feats,
-        ages: cleaned.ages,
-        incomes: cleaned.incomes,
         truth: joined.truth.take(),
         quality: cleaned.quality,
         spill_rows: false,
@@ -319,11 +314,9 @@ impl Plan {
 /// (features), so nothing here grows with purchases. `fit` builds one from
 /// every shard's features files; `transform` from its own purchases.
 pub struct Population {
+    /// Age and income already imputed ([`People::impute`]).
     pub customers: People,
     pub feats: Vec<features::Features>,
-    /// Age and income after median imputation, aligned with `customers`.
-    pub ages: Vec<Option<u16>>,
-    pub incomes: Vec<Option<f64>>,
     pub truth: Option<Vec<Option<Persona>>>,
     /// Extract's and clean's counts, demographics included.
     pub quality: crate::model::Quality,
@@ -343,8 +336,6 @@ fn segment(
     let Population {
         customers,
         feats,
-        ages,
-        incomes,
         truth,
         quality: extract_quality,
         spill_rows,
@@ -362,8 +353,8 @@ fn segment(
         .filter(|&c| feats[c as usize].purchase_count > 0)
         .collect();
     let demographics = |c: usize| scale::Demographics {
-        age: ages[c],
-        income: incomes[c],
+        age: customers.age(c),
+        income: customers.income(c),
         gender: customers.gender(c),
     };
     let scores = rfm::scores(&feats, &buyers);
@@ -441,7 +432,6 @@ fn segment(
 
     let tables = aggregate::aggregate(
         customers,
-        (&ages, &incomes),
         &feats,
         &seg.segment,
         &seg.labels,

@@ -19,23 +19,25 @@ use super::{aggregate, clean, features};
 
 pub struct Digest {
     pub feats: Vec<Features>,
-    pub ages: Vec<Option<u16>>,
-    pub incomes: Vec<Option<f64>>,
     pub store_names: Vec<String>,
     pub stores: Rows<StoreSummary>,
     pub trends: Rows<PurchaseTrend>,
     pub quality: Quality,
 }
 
+/// The purchase half over `spool`; `people`'s demographics are imputed
+/// first (once, over every customer), before any per-customer vector grows.
 pub fn digest(
     joined: &mut Joined,
-    people: &People,
+    people: &mut People,
     spool: &Spooled,
     as_of: chrono::NaiveDate,
 ) -> std::io::Result<Digest> {
     let n = people.len();
     let demo = clean::demographics_of((0..n).map(|c| people.demographics(c)));
     let demographic: Vec<&str> = demo.rules.iter().map(|(r, _)| *r).collect();
+    let rules = demo.rules;
+    people.impute(demo.ages, demo.incomes);
     let mut feats = Vec::with_capacity(n);
     let (mut stores, mut trends) = (Spill::new("stores")?, Spill::new("trends")?);
     let mut purchase_rules = Quality::default();
@@ -47,7 +49,7 @@ pub fn digest(
             p.customer = crate::model::CustomerIdx::from_index(p.customer.index() - base);
         }
         let mut chunk = Joined {
-            customers: range.map(|c| people.demographics(c)).collect(),
+            customers: people.demographics_of(range),
             purchases,
             stores: std::mem::take(&mut joined.stores),
             odd_dates: std::mem::take(&mut joined.odd_dates),
@@ -91,13 +93,11 @@ pub fn digest(
     for q in purchase_rules.0 {
         quality.add(&q.rule, q.rows);
     }
-    for (rule, rows) in demo.rules {
+    for (rule, rows) in rules {
         quality.add(rule, rows);
     }
     Ok(Digest {
         feats,
-        ages: demo.ages,
-        incomes: demo.incomes,
         store_names,
         stores: stores.finish()?,
         trends: trends.finish()?,

@@ -48,7 +48,7 @@ pub fn features(
     let shard_features = ShardFeatures {
         shard: Some(shard),
         positions,
-        customers: std::mem::take(&mut joined.customers),
+        customers: joined.customers.iter().collect(),
         truth: joined.truth.take(),
         feats,
     };
@@ -122,11 +122,11 @@ pub fn fit(
         total.set(rule, rows);
     }
     let (ages, incomes) = (demo.ages.clone(), demo.incomes.clone());
+    let mut people = crate::customer_segments::People::from(customers);
+    people.impute(demo.ages, demo.incomes);
     let population = Population {
-        customers: crate::customer_segments::People::from(customers),
+        customers: people,
         feats,
-        ages: demo.ages,
-        incomes: demo.incomes,
         truth: has_truth.then_some(truth),
         quality: total,
         spill_rows: false,
@@ -198,9 +198,10 @@ pub fn assign(
             _ => None,
         })
         .collect();
+    let mut people = crate::customer_segments::People::from(shard.customers);
+    people.impute(ages, incomes);
     let tables = aggregate::aggregate(
-        crate::customer_segments::People::from(shard.customers),
-        (&ages, &incomes),
+        people,
         &shard.feats,
         &segment,
         &labels,

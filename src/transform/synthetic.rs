@@ -59,7 +59,7 @@ pub fn joined(n: usize, seed: u64, as_of: NaiveDate, dirt: &Dirt) -> Joined {
             _ => Some(Gender::Other),
         };
         let cid = CustomerIdx::from_index(i);
-        j.customers.push(Customer {
+        j.customers.push(&Customer {
             mobile: mobile.clone(),
             name: Some(format!("Customer {i}")),
             age: (r.random::<f64>() >= dirt.missing_age).then_some(age),
