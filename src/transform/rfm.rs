@@ -205,7 +205,15 @@ mod tests {
         assert_eq!(quintiles(&ids, f64::from), vec![1, 1, 2, 3, 3, 4, 5]);
         assert!(quintiles(&[], |_| 0.0).is_empty());
         // Keyed like `total_cmp`: -0 before +0, NaN last, infinities at the ends.
-        let v = [f64::NAN, 0.0, -0.0, f64::INFINITY, -1.5, f64::NEG_INFINITY, 2.0];
+        let v = [
+            f64::NAN,
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            -1.5,
+            f64::NEG_INFINITY,
+            2.0,
+        ];
         let mut by_cmp: Vec<usize> = (0..v.len()).collect();
         by_cmp.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
         let mut by_key: Vec<usize> = (0..v.len()).collect();
