@@ -22,7 +22,7 @@ use crate::model::{Customer, CustomerSegment, Gender};
 /// The bit pattern that means "no value" in an `f64` column. A NaN with a
 /// payload no arithmetic produces, so a real NaN (refused by every sink)
 /// still reads back as `Some(NaN)` and stays an error, not a NULL.
-const NULL_BITS: u64 = 0x7ff8_5e9e_0000_0001;
+pub(crate) const NULL_BITS: u64 = 0x7ff8_5e9e_0000_0001;
 
 fn put(x: Option<f64>) -> f64 {
     x.unwrap_or(f64::from_bits(NULL_BITS))
