@@ -237,20 +237,20 @@ pub fn write_features(path: &Path, f: &ShardFeatures) -> Result<(), Error> {
                 })
                 .collect(),
             ),
-            7 => feat(|f| Some(f.clv)),
-            8 => feat(|f| f.avg_purchase_amount),
-            9 => feat(|f| f.max_purchase_amount),
-            10 => feat(|f| f.min_purchase_amount),
+            7 => feat(|f| Some(f.clv())),
+            8 => feat(|f| f.avg_purchase_amount()),
+            9 => feat(|f| f.max_purchase_amount()),
+            10 => feat(|f| f.min_purchase_amount()),
             11 => Values::I64(
                 x[r].iter()
-                    .map(|f| Some(i64::from(f.purchase_count)))
+                    .map(|f| Some(i64::from(f.purchase_count())))
                     .collect(),
             ),
-            12 => int(|f| days(f.first_purchase)),
-            13 => int(|f| days(f.last_purchase)),
-            14 => int(|f| f.days_since_first_purchase),
-            15 => int(|f| f.days_since_last_purchase),
-            _ => feat(|f| f.purchase_frequency),
+            12 => int(|f| days(f.first_purchase())),
+            13 => int(|f| days(f.last_purchase())),
+            14 => int(|f| f.days_since_first_purchase()),
+            15 => int(|f| f.days_since_last_purchase()),
+            _ => feat(|f| f.purchase_frequency()),
         }
     })
 }
@@ -425,6 +425,14 @@ fn date(v: Option<i32>) -> Option<NaiveDate> {
     v.and_then(|d| NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))))
 }
 
+/// `Features` keeps no `days_since_first_purchase` or `purchase_frequency`
+/// of its own but derives them, so a stored one that differs from the
+/// derived value would read back changed: refused instead. The writer
+/// writes the derived values, so every file it made passes.
+fn not_derived(what: &str, stored: &dyn std::fmt::Debug, derived: &dyn std::fmt::Debug) -> String {
+    format!("`{what}` = {stored:?} does not follow from the other features ({derived:?})")
+}
+
 /// Read a shard's `features.parquet`.
 pub fn read_features(path: &Path) -> Result<ShardFeatures, Error> {
     let r = Reader::open(path, FEATURES_SCHEMA)?;
@@ -455,18 +463,28 @@ pub fn read_features(path: &Path) -> Result<ShardFeatures, Error> {
             None => None,
             Some(p) => Some(Persona::parse(p).ok_or_else(|| format!("unknown persona `{p}`"))?),
         });
-        out.feats.push(Features {
-            clv: required(f64_at(7)?, "clv")?,
-            avg_purchase_amount: f64_at(8)?,
-            max_purchase_amount: f64_at(9)?,
-            min_purchase_amount: f64_at(10)?,
-            purchase_count: required(small(i64_at(11)?, "purchase_count")?, "purchase_count")?,
-            first_purchase: date(i32_at(12)?),
-            last_purchase: date(i32_at(13)?),
-            days_since_first_purchase: i32_at(14)?,
-            days_since_last_purchase: i32_at(15)?,
-            purchase_frequency: f64_at(16)?,
-        });
+        let feats = Features::default()
+            .with_clv(required(f64_at(7)?, "clv")?)
+            .with_avg_purchase_amount(f64_at(8)?)
+            .with_max_purchase_amount(f64_at(9)?)
+            .with_min_purchase_amount(f64_at(10)?)
+            .with_purchase_count(required(
+                small(i64_at(11)?, "purchase_count")?,
+                "purchase_count",
+            )?)
+            .with_first_purchase(date(i32_at(12)?))
+            .with_last_purchase(date(i32_at(13)?))
+            .with_days_since_last_purchase(i32_at(15)?);
+        let (stored, derived) = (i32_at(14)?, feats.days_since_first_purchase());
+        if stored != derived {
+            return Err(not_derived("days_since_first_purchase", &stored, &derived));
+        }
+        // By bits: the value read back must be the one written.
+        let (stored, derived) = (f64_at(16)?, feats.purchase_frequency());
+        if stored.map(f64::to_bits) != derived.map(f64::to_bits) {
+            return Err(not_derived("purchase_frequency", &stored, &derived));
+        }
+        out.feats.push(feats);
         Ok(())
     })?;
     out.truth = has_truth.then_some(truth);
@@ -523,18 +541,16 @@ mod tests {
             ],
             truth: Some(vec![Some(Persona::Loyal), None]),
             feats: vec![
-                Features {
-                    clv: 10.5,
-                    avg_purchase_amount: Some(5.25),
-                    max_purchase_amount: Some(6.0),
-                    min_purchase_amount: Some(4.5),
-                    purchase_count: 2,
-                    first_purchase: d,
-                    last_purchase: d,
-                    days_since_first_purchase: Some(3),
-                    days_since_last_purchase: Some(3),
-                    purchase_frequency: Some(2.0),
-                },
+                // Its frequency (2.0) and days since first (3) are derived.
+                Features::default()
+                    .with_clv(10.5)
+                    .with_avg_purchase_amount(Some(5.25))
+                    .with_max_purchase_amount(Some(6.0))
+                    .with_min_purchase_amount(Some(4.5))
+                    .with_purchase_count(2)
+                    .with_first_purchase(d)
+                    .with_last_purchase(d)
+                    .with_days_since_last_purchase(Some(3)),
                 Features::default(),
             ],
         }
@@ -546,6 +562,52 @@ mod tests {
         let path = dir.path().join(FEATURES);
         write_features(&path, &sample()).expect("write");
         assert_eq!(read_features(&path).expect("read"), sample());
+    }
+
+    /// One customer who spent 2.5 twice on 2026-03-01, 3 days before as-of,
+    /// with the derived columns as given.
+    fn write_one(path: &Path, since_first: Option<i32>, frequency: Option<f64>) {
+        let day = days(NaiveDate::from_ymd_opt(2026, 3, 1));
+        let metadata = vec![
+            shard_metadata(Shard::WHOLE),
+            KeyValue::new(TRUTH_KEY.to_owned(), "0".to_owned()),
+        ];
+        write(path, FEATURES_SCHEMA, metadata, 1, |j, _| match j {
+            0 => Values::I64(vec![Some(0)]),
+            1 => Values::Text(vec![text(Some("919800000001"))]),
+            2 | 5 | 6 => Values::Text(vec![None]),
+            3 => Values::I32(vec![None]),
+            4 => Values::F64(vec![None]),
+            7 => Values::F64(vec![Some(5.0)]),
+            8..=10 => Values::F64(vec![Some(2.5)]),
+            11 => Values::I64(vec![Some(2)]),
+            12 | 13 => Values::I32(vec![day]),
+            14 => Values::I32(vec![since_first]),
+            15 => Values::I32(vec![Some(3)]),
+            _ => Values::F64(vec![frequency]),
+        })
+        .expect("write");
+    }
+
+    #[test]
+    fn stored_derived_values_that_do_not_follow_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FEATURES);
+        write_one(&path, Some(3), Some(2.0));
+        let f = &read_features(&path).expect("derivable").feats[0];
+        assert_eq!(
+            (f.days_since_first_purchase(), f.purchase_frequency()),
+            (Some(3), Some(2.0))
+        );
+        for (since_first, frequency, what) in [
+            (Some(3), Some(2.5), "`purchase_frequency` = Some(2.5)"),
+            (Some(3), None, "`purchase_frequency` = None"),
+            (Some(4), Some(2.0), "`days_since_first_purchase` = Some(4)"),
+        ] {
+            write_one(&path, since_first, frequency);
+            let err = read_features(&path).expect_err("not derivable").to_string();
+            assert!(err.contains("row 1") && err.contains(what), "{err}");
+        }
     }
 
     #[test]

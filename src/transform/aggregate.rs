@@ -42,15 +42,15 @@ pub fn aggregate(
 ) -> std::io::Result<Tables> {
     let behavior_row = |(c, f): (usize, &Features)| CustomerBehavior {
         customer: CustomerIdx::from_index(c),
-        total_spent: round2(f.clv),
-        avg_transaction_value: f.avg_purchase_amount.map(round2),
-        max_purchase_amount: f.max_purchase_amount.map(round2),
-        min_purchase_amount: f.min_purchase_amount.map(round2),
-        purchase_count: f.purchase_count,
-        first_purchase: f.first_purchase,
-        last_purchase: f.last_purchase,
-        days_since_first_purchase: f.days_since_first_purchase,
-        days_since_last_purchase: f.days_since_last_purchase,
+        total_spent: round2(f.clv()),
+        avg_transaction_value: f.avg_purchase_amount().map(round2),
+        max_purchase_amount: f.max_purchase_amount().map(round2),
+        min_purchase_amount: f.min_purchase_amount().map(round2),
+        purchase_count: f.purchase_count(),
+        first_purchase: f.first_purchase(),
+        last_purchase: f.last_purchase(),
+        days_since_first_purchase: f.days_since_first_purchase(),
+        days_since_last_purchase: f.days_since_last_purchase(),
     };
     let behavior = if spill {
         let mut out = Spill::new("behavior")?;
@@ -68,11 +68,11 @@ pub fn aggregate(
         Segmented {
             age: people.age(c),
             income: people.income(c).map(round2),
-            clv: round2(f.clv),
-            avg_purchase_amount: f.avg_purchase_amount.map(round2),
-            purchase_count: f.purchase_count,
-            days_since_last_purchase: f.days_since_last_purchase,
-            purchase_frequency: f.purchase_frequency.map(round4),
+            clv: round2(f.clv()),
+            avg_purchase_amount: f.avg_purchase_amount().map(round2),
+            purchase_count: f.purchase_count(),
+            days_since_last_purchase: f.days_since_last_purchase(),
+            purchase_frequency: f.purchase_frequency().map(round4),
             segment: segment[c],
             scores: scores[c].map_or([None; 3], |s| [Some(s.r), Some(s.f), Some(s.m)]),
         }

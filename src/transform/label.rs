@@ -34,13 +34,13 @@ impl Profile {
         let (mut dated, mut timed) = (0u64, 0u64);
         for f in features {
             p.customers += 1;
-            p.clv += f.clv;
-            p.purchase_count += f64::from(f.purchase_count);
-            if let Some(r) = f.days_since_last_purchase {
+            p.clv += f.clv();
+            p.purchase_count += f64::from(f.purchase_count());
+            if let Some(r) = f.days_since_last_purchase() {
                 p.recency += f64::from(r);
                 dated += 1;
             }
-            if let Some(q) = f.purchase_frequency {
+            if let Some(q) = f.purchase_frequency() {
                 p.frequency += q;
                 timed += 1;
             }

@@ -350,7 +350,7 @@ fn segment(
     // Non-buyers get a rule-based segment: fed to KMeans, a mass of all-zero
     // rows dominates the geometry (DESIGN §4 measured ARI 0.03).
     let buyers: Vec<u32> = (0..n as u32)
-        .filter(|&c| feats[c as usize].purchase_count > 0)
+        .filter(|&c| feats[c as usize].purchase_count() > 0)
         .collect();
     let demographics = |c: usize| scale::Demographics {
         age: customers.age(c),
@@ -406,7 +406,7 @@ fn segment(
     }
     let unknown_recency = buyers
         .iter()
-        .filter(|&&c| feats[c as usize].days_since_last_purchase.is_none())
+        .filter(|&&c| feats[c as usize].days_since_last_purchase().is_none())
         .count() as u64;
     if unknown_recency > 0 {
         quality.add("r_score_of_unknown_recency_set_to_3", unknown_recency);
@@ -566,7 +566,7 @@ fn fit_kmeans(
     if has_non_buyers(inputs) {
         // Labelled with the others so every label is unique.
         seg_profiles.push(label::Profile::of(
-            inputs.feats.iter().filter(|f| f.purchase_count == 0),
+            inputs.feats.iter().filter(|f| f.purchase_count() == 0),
         ));
     }
     let labels = label::labels(&seg_profiles, &buyer_profile);

@@ -42,13 +42,13 @@ pub fn scores(features: &[Features], buyers: &[u32]) -> Vec<Option<Rfm>> {
     let dated: Vec<u32> = buyers
         .iter()
         .copied()
-        .filter(|&c| f(c).days_since_last_purchase.is_some())
+        .filter(|&c| f(c).days_since_last_purchase().is_some())
         .collect();
     let r = quintiles(&dated, |c| {
-        -f64::from(f(c).days_since_last_purchase.unwrap_or_default())
+        -f64::from(f(c).days_since_last_purchase().unwrap_or_default())
     });
-    let fr = quintiles(buyers, |c| f64::from(f(c).purchase_count));
-    let m = quintiles(buyers, |c| f(c).clv);
+    let fr = quintiles(buyers, |c| f64::from(f(c).purchase_count()));
+    let m = quintiles(buyers, |c| f(c).clv());
     let mut out = vec![None; features.len()];
     for (&c, (&fs, &ms)) in buyers.iter().zip(fr.iter().zip(&m)) {
         out[c as usize] = Some(Rfm {
@@ -181,12 +181,10 @@ mod tests {
     use super::*;
 
     fn buyer(clv: f64, count: u32, recency: Option<i32>) -> Features {
-        Features {
-            clv,
-            purchase_count: count,
-            days_since_last_purchase: recency,
-            ..Features::default()
-        }
+        Features::default()
+            .with_clv(clv)
+            .with_purchase_count(count)
+            .with_days_since_last_purchase(recency)
     }
 
     #[test]
@@ -205,7 +203,15 @@ mod tests {
         assert_eq!(quintiles(&ids, f64::from), vec![1, 1, 2, 3, 3, 4, 5]);
         assert!(quintiles(&[], |_| 0.0).is_empty());
         // Keyed like `total_cmp`: -0 before +0, NaN last, infinities at the ends.
-        let v = [f64::NAN, 0.0, -0.0, f64::INFINITY, -1.5, f64::NEG_INFINITY, 2.0];
+        let v = [
+            f64::NAN,
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            -1.5,
+            f64::NEG_INFINITY,
+            2.0,
+        ];
         let mut by_cmp: Vec<usize> = (0..v.len()).collect();
         by_cmp.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
         let mut by_key: Vec<usize> = (0..v.len()).collect();

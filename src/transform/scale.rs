@@ -135,14 +135,14 @@ fn one_hot(name: &str) -> bool {
 /// A customer's value of a feature; `None` where it cannot be known.
 fn value(name: &str, f: &Features, demo: &Demographics) -> Option<f64> {
     match name {
-        "clv" => Some(f.clv),
-        "avg_purchase_amount" => f.avg_purchase_amount,
-        "max_purchase_amount" => f.max_purchase_amount,
-        "min_purchase_amount" => f.min_purchase_amount,
-        "purchase_count" => Some(f64::from(f.purchase_count)),
-        "days_since_first_purchase" => f.days_since_first_purchase.map(f64::from),
-        "days_since_last_purchase" => f.days_since_last_purchase.map(f64::from),
-        "purchase_frequency" => f.purchase_frequency,
+        "clv" => Some(f.clv()),
+        "avg_purchase_amount" => f.avg_purchase_amount(),
+        "max_purchase_amount" => f.max_purchase_amount(),
+        "min_purchase_amount" => f.min_purchase_amount(),
+        "purchase_count" => Some(f64::from(f.purchase_count())),
+        "days_since_first_purchase" => f.days_since_first_purchase().map(f64::from),
+        "days_since_last_purchase" => f.days_since_last_purchase().map(f64::from),
+        "purchase_frequency" => f.purchase_frequency(),
         "age" => demo.age.map(f64::from),
         "income" => demo.income,
         "gender_male" => Some(f64::from(u8::from(demo.gender == Some(Gender::Male)))),
@@ -292,19 +292,16 @@ mod tests {
     use super::*;
 
     fn f(clv: f64, count: u32, recency: i32) -> Features {
-        Features {
-            clv,
-            purchase_count: count,
-            days_since_last_purchase: Some(recency),
-            ..Features::default()
-        }
+        Features::default()
+            .with_clv(clv)
+            .with_purchase_count(count)
+            .with_days_since_last_purchase(Some(recency))
     }
 
     // See: issue 9
     #[test]
     fn issue_9_unknown_recency_is_imputed_with_the_median_and_counted() {
-        let mut undated = f(10.0, 1, 0);
-        undated.days_since_last_purchase = None;
+        let undated = f(10.0, 1, 0).with_days_since_last_purchase(None);
         let feats = vec![f(1.0, 1, 10), undated, f(3.0, 1, 30), f(4.0, 1, 20)];
         let s = scale(
             &feats,
@@ -388,8 +385,7 @@ mod tests {
 
     #[test]
     fn applying_the_saved_scaling_reproduces_the_fit_and_imputes_from_the_model() {
-        let mut undated = f(10.0, 2, 0);
-        undated.days_since_last_purchase = None;
+        let undated = f(10.0, 2, 0).with_days_since_last_purchase(None);
         let feats = vec![f(1.0, 1, 10), undated, f(300.0, 7, 30), f(4.0, 1, 20)];
         let demo = [Demographics::default(); 4];
         let names = ["clv", "purchase_count", "days_since_last_purchase"];
