@@ -101,7 +101,9 @@ pub struct Segmented {
 impl CustomerSegments {
     /// Complete `people` row by row: `row(i, &people)` gives customer i's
     /// values; segment `s`'s label is `labels[s]`. `people` is moved, not
-    /// copied.
+    /// copied. Rows are asked for last to first, so the caller can free its
+    /// per-customer inputs from the end while the columns grow (the
+    /// columns are reversed in place at the end).
     pub fn complete(
         mut people: People,
         labels: &[String],
@@ -120,7 +122,7 @@ impl CustomerSegments {
             scores: Vec::with_capacity(n),
             people: People::default(),
         };
-        for i in 0..n {
+        for i in (0..n).rev() {
             let r = row(i, &people);
             people.set_demographics(i, r.age, r.income);
             t.clv.push(r.clv);
@@ -132,6 +134,14 @@ impl CustomerSegments {
             t.label.push(r.segment);
             t.scores.push(r.scores);
         }
+        t.clv.reverse();
+        t.avg_purchase_amount.reverse();
+        t.purchase_count.reverse();
+        t.days_since_last_purchase.reverse();
+        t.purchase_frequency.reverse();
+        t.segment.reverse();
+        t.label.reverse();
+        t.scores.reverse();
         t.people = people;
         t
     }

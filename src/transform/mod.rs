@@ -430,9 +430,10 @@ fn segment(
     };
     lap(&mut clock, "label_evaluate", &mut times);
 
+    drop(buyers);
     let tables = aggregate::aggregate(
         customers,
-        &feats,
+        feats,
         &seg.segment,
         &seg.labels,
         &scores,

@@ -202,7 +202,7 @@ pub fn assign(
     people.impute(ages, incomes);
     let tables = aggregate::aggregate(
         people,
-        &shard.feats,
+        shard.feats,
         &segment,
         &labels,
         &scores,
