@@ -89,14 +89,25 @@ pub fn fit(data: &[f64], d: usize, params: &Params, rng: &mut Rng) -> Fit {
     }
     let tol = params.tol * mean_variance(data, d);
     let mut best: Option<Fit> = None;
-    for _ in 0..params.restarts.max(1) {
+    let restarts = params.restarts.max(1);
+    for r in 0..restarts {
         let init = by_width!(d, kmeans_plus_plus(data, d, k, rng));
-        let fit = by_width!(d, lloyd(data, d, k, init, params.max_iter.max(1), tol));
+        let mut fit = by_width!(d, lloyd(data, d, k, init, params.max_iter.max(1), tol));
         if best.as_ref().is_none_or(|b| fit.inertia < b.inertia) {
+            // The best fit so far keeps its centres, not its n labels,
+            // while the next restarts run: those labels are the nearest
+            // centres, given back by one more assignment at the end.
+            if r + 1 < restarts {
+                fit.labels = Vec::new();
+            }
             best = Some(fit);
         }
     }
-    best.expect("restarts >= 1 produce a fit")
+    let mut best = best.expect("restarts >= 1 produce a fit");
+    if best.labels.len() != n {
+        best.labels = predict(data, d, &best.centroids).0;
+    }
+    best
 }
 
 /// Label of the nearest centroid for each row, and the inertia.
@@ -104,8 +115,7 @@ pub fn predict(data: &[f64], d: usize, centroids: &[f64]) -> (Vec<u32>, f64) {
     let n = data.len().checked_div(d).unwrap_or(0);
     let k = centroids.len().checked_div(d).unwrap_or(0);
     let mut labels = vec![u32::MAX; n];
-    let mut dists = vec![0.0; n];
-    let step = by_width!(d, assign(data, d, centroids, k, &mut labels, &mut dists));
+    let step = by_width!(d, assign(data, d, centroids, k, &mut labels, &mut []));
     (labels, step.inertia)
 }
 
