@@ -6,10 +6,9 @@
 //! (mobile, name: 32 bytes each from the allocator); here mobiles and names
 //! live in two text arenas and every other field in a vector of its own,
 //! with a NaN of one reserved bit pattern for a missing money or ratio
-//! value, about 115 bytes a row in all. [`People`] is the part known before
-//! segmenting (who the customers are, their raw demographics): transform
-//! turns the validated `Customer`s into one as soon as it starts, so the
-//! per-customer half never holds a `String` per customer, and `aggregate`
+//! value, about 115 bytes a row in all. [`People`] (`crate::people`) is the
+//! part known before segmenting, who the customers are: the validator
+//! writes it, so no stage holds a `String` per customer, and `aggregate`
 //! completes it into [`CustomerSegments`] in place. Readers get rows as
 //! [`CustomerSegmentRef`] views (no allocation); the owned
 //! [`CustomerSegment`] stays the row type of checkpoints and tests.
@@ -17,11 +16,11 @@
 //! This file owns the layout only; what the values mean is DESIGN §5 and
 //! `transform::aggregate`.
 
+#[cfg(test)]
+use crate::model::Customer;
 use crate::model::{CustomerSegment, Gender};
 pub use crate::people::People;
 use crate::people::{put, take};
-#[cfg(test)]
-use crate::model::Customer;
 
 /// The customer_segments rows of a report, by column (see the module doc).
 #[derive(Clone, Debug, Default)]

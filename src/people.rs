@@ -245,10 +245,10 @@ mod tests {
     fn customer(i: u32) -> Customer {
         Customer {
             mobile: format!("91987650{i:04}"),
-            name: (i % 2 == 0).then(|| format!("c{i}")),
-            age: (i % 3 != 0).then_some(30),
-            income: (i % 4 != 0).then_some(1000.5),
-            gender: (i % 5 != 0).then_some(Gender::Female),
+            name: i.is_multiple_of(2).then(|| format!("c{i}")),
+            age: (!i.is_multiple_of(3)).then_some(30),
+            income: (!i.is_multiple_of(4)).then_some(1000.5),
+            gender: (!i.is_multiple_of(5)).then_some(Gender::Female),
         }
     }
 
@@ -261,14 +261,20 @@ mod tests {
         assert_eq!(people.len(), 20);
         let back: Vec<Customer> = people.iter().collect();
         assert!(back[7].income.is_some_and(f64::is_nan));
-        assert_eq!((back[3].name.as_deref(), back[2].name.as_deref()), (Some(""), Some("c2")));
+        assert_eq!(
+            (back[3].name.as_deref(), back[2].name.as_deref()),
+            (Some(""), Some("c2"))
+        );
         rows[7].income = None;
         let mut back = back;
         back[7].income = None;
         assert_eq!(back, rows);
         assert_eq!(people.get(20), None);
         assert_eq!(people.mobile_at(20), "");
-        assert_eq!(People::from(rows.clone()).iter().nth(5), Some(rows[5].clone()));
+        assert_eq!(
+            People::from(rows.clone()).iter().nth(5),
+            Some(rows[5].clone())
+        );
     }
 
     #[test]

@@ -666,6 +666,9 @@ mod tests {
     fn bad_url_is_a_usage_error() {
         let mut o = opts();
         o.api_url = "localhost:8000".into();
-        assert!(matches!(fetch(&People::default(), &o), Err(Error::ApiUrl { .. })));
+        assert!(matches!(
+            fetch(&People::default(), &o),
+            Err(Error::ApiUrl { .. })
+        ));
     }
 }

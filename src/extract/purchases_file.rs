@@ -31,12 +31,7 @@ const ORDER_ID: &str = "order_id";
 pub const MAX_AMOUNT: f64 = 1e12;
 
 /// Read every purchase of `path` for `customers`.
-pub fn read(
-    path: &Path,
-    customers: &People,
-    shard: Shard,
-    spool: bool,
-) -> Result<Fetched, Error> {
+pub fn read(path: &Path, customers: &People, shard: Shard, spool: bool) -> Result<Fetched, Error> {
     let parquet = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
@@ -388,7 +383,13 @@ mod tests {
              Corner,5,2026-03-01,919876543210\r\n",
         )
         .expect("write");
-        let got = read(&path, &People::from(vec![customer("919876543210")]), Shard::WHOLE, false).expect("read");
+        let got = read(
+            &path,
+            &People::from(vec![customer("919876543210")]),
+            Shard::WHOLE,
+            false,
+        )
+        .expect("read");
         assert_eq!(got.purchases.len(), 2);
         assert_eq!(got.purchases[0].amount(), Some(10.5));
         assert_eq!(got.purchases[1].amount(), None);

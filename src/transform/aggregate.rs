@@ -10,8 +10,8 @@ use chrono::Datelike;
 
 use crate::customer_segments::{CustomerSegments, People, Segmented};
 use crate::model::{
-    CustomerBehavior, CustomerIdx, CustomerSegment, Joined, PurchaseTrend,
-    SegmentMetrics, StoreId, StoreSummary, YearMonth, round2, round4,
+    CustomerBehavior, CustomerIdx, CustomerSegment, Joined, PurchaseTrend, SegmentMetrics, StoreId,
+    StoreSummary, YearMonth, round2, round4,
 };
 
 use crate::rows::{Rows, Spill};

@@ -15,8 +15,8 @@
 
 use chrono::NaiveDate;
 
-use crate::people::{put, take};
 use crate::model::Joined;
+use crate::people::{put, take};
 
 use super::clean::Cleaned;
 

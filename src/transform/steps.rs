@@ -200,15 +200,8 @@ pub fn assign(
         .collect();
     let mut people = crate::customer_segments::People::from(shard.customers);
     people.impute(ages, incomes);
-    let tables = aggregate::aggregate(
-        people,
-        shard.feats,
-        &segment,
-        &labels,
-        &scores,
-        false,
-    )
-    .map_err(|e| e.to_string())?;
+    let tables = aggregate::aggregate(people, shard.feats, &segment, &labels, &scores, false)
+        .map_err(|e| e.to_string())?;
     Ok(Report {
         customers: tables.customers,
         behavior: tables.behavior,
