@@ -9,7 +9,10 @@
 //! a missing income: about 56 bytes a customer, in a few large blocks.
 //! [`Customer`] stays the row type of a single customer (validation, tests).
 
-use crate::model::{Customer, Gender};
+use std::collections::HashMap;
+
+use crate::mobile;
+use crate::model::{Customer, CustomerIdx, Gender};
 
 /// The bit pattern that means "no value" in an `f64` column. A NaN with a
 /// payload no arithmetic produces, so a real NaN (refused by every sink)
@@ -116,6 +119,15 @@ impl People {
     /// Every mobile, in customer order.
     pub fn mobiles(&self) -> impl Iterator<Item = &str> + '_ {
         (0..self.len()).map(|i| self.mobile_at(i))
+    }
+
+    /// Each customer's index by `mobile::key` of its mobile: how extract
+    /// joins purchases to customers, whatever their source.
+    pub fn index_by_mobile(&self) -> HashMap<u64, CustomerIdx> {
+        self.mobiles()
+            .enumerate()
+            .map(|(i, m)| (mobile::key(m), CustomerIdx::from_index(i)))
+            .collect()
     }
 
     /// Customer `i` with its raw demographics and no strings: what the

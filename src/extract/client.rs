@@ -231,11 +231,7 @@ pub fn fetch(customers: &People, opts: &ExtractOpts) -> Result<Fetched, Error> {
     }
     let shared = Shared {
         customers,
-        index: customers
-            .mobiles()
-            .enumerate()
-            .map(|(i, m)| (mobile::key(m), CustomerIdx::from_index(i)))
-            .collect(),
+        index: customers.index_by_mobile(),
         opts,
         url: format!("{base}/purchase-history"),
         next: AtomicUsize::new(0),

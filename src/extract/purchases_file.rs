@@ -60,11 +60,7 @@ pub(crate) fn read_with(
     spool: bool,
     reader: Reader,
 ) -> Result<Fetched, Error> {
-    let index: HashMap<u64, CustomerIdx> = customers
-        .mobiles()
-        .enumerate()
-        .map(|(i, m)| (mobile::key(m), CustomerIdx::from_index(i)))
-        .collect();
+    let index = customers.index_by_mobile();
     let mut sink = Sink {
         index,
         out: Fetched {
