@@ -508,9 +508,19 @@ impl<'a> PgValue<'a> {
             ),
             (Cell::Float(x), _) => PgValue::Float8(x),
             (Cell::Date(d), _) => PgValue::Date(d),
+            (Cell::Month(m), _) if !month_fits(m) => {
+                return Err(format!("`{name}` = {m} is not a month `YYYY-MM`"));
+            }
             (Cell::Month(m), _) => PgValue::Month(m),
         })
     }
+}
+
+/// What the month column's `CHECK (month ~ '^[0-9]{4}-(0[1-9]|1[0-2])$')`
+/// accepts, which the swap does not make PostgreSQL evaluate (see
+/// `staging::DEFERRED_CHECKS`); `YearMonth` prints its year zero-padded.
+pub(super) fn month_fits(m: YearMonth) -> bool {
+    (0..=9999).contains(&m.year) && (1..=12).contains(&m.month)
 }
 
 impl ToSql for PgValue<'_> {
@@ -602,4 +612,47 @@ pub(super) async fn copy_table(
             .map_err(copy_err)?;
     }
     writer.finish().await.map_err(copy_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `^[0-9]{4}-(0[1-9]|1[0-2])$`, spelled out.
+    fn matches_the_check(text: &str) -> bool {
+        let b = text.as_bytes();
+        b.len() == 7
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && matches!(&b[5..], [b'0', b'1'..=b'9'] | [b'1', b'0'..=b'2'])
+    }
+
+    /// See: issue 11 (the month CHECK is not re-run on segpipe's rows).
+    /// `month_fits` must refuse exactly what the CHECK refuses.
+    #[test]
+    fn issue_11_month_fits_exactly_what_the_check_accepts() {
+        let mut compared = 0;
+        for year in [-10_000, -1, 0, 1, 999, 2026, 9999, 10_000, 123_456] {
+            for month in 0..=14 {
+                let m = YearMonth { year, month };
+                assert_eq!(month_fits(m), matches_the_check(&m.to_string()), "{m}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 100);
+        let column = Column {
+            name: "month",
+            kind: Kind::Month,
+            nullable: false,
+        };
+        let err = PgValue::new(
+            &column,
+            Cell::Month(YearMonth {
+                year: 10_000,
+                month: 1,
+            }),
+        )
+        .expect_err("five-digit year");
+        assert_eq!(err, "`month` = 10000-01 is not a month `YYYY-MM`");
+    }
 }
