@@ -17,6 +17,7 @@ pub mod extract;
 pub mod generate;
 pub mod interchange;
 pub mod interner;
+pub mod key_order;
 pub mod load;
 pub mod logging;
 pub mod mobile;

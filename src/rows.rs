@@ -249,6 +249,15 @@ impl<T: Record> Spill<T> {
         })
     }
 
+    /// Rows pushed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn push(&mut self, row: &T) -> std::io::Result<()> {
         self.buf.clear();
         row.encode(&mut self.buf);
@@ -256,6 +265,20 @@ impl<T: Record> Spill<T> {
         self.out.write_all(&self.buf)?;
         self.len += 1;
         Ok(())
+    }
+
+    /// A row as [`Record::encode`] wrote it (exactly `SIZE` bytes).
+    pub fn push_encoded(&mut self, row: &[u8]) -> std::io::Result<()> {
+        debug_assert_eq!(row.len(), T::SIZE);
+        self.out.write_all(row)?;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Every row's encoding, read back in one piece; the file goes.
+    pub fn into_encoded(self) -> std::io::Result<Vec<u8>> {
+        self.out.into_inner().map_err(|e| e.into_error())?;
+        std::fs::read(self.dir.path().join("rows.bin"))
     }
 
     pub fn finish(self) -> std::io::Result<Rows<T>> {

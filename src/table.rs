@@ -7,6 +7,7 @@
 //! themselves are declared in `report_tables`; the migrations stay SQL and a
 //! test holds them against these declarations.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
@@ -180,6 +181,41 @@ pub fn check(column: &Column, cell: &Cell<'_>) -> Result<(), String> {
         (Cell::Text(s), _) if s.contains('\0') => Err(format!("`{name}` holds a NUL byte")),
         _ => Ok(()),
     }
+}
+
+/// The order of stored key values in both sinks: text bytewise (SQLite's
+/// BINARY, PostgreSQL's "C" collation of the key columns), numbers,
+/// dates and months as such.
+/// Cells of different kinds never share a column; any fixed order will do.
+pub fn cmp_cell(a: &Cell<'_>, b: &Cell<'_>) -> Ordering {
+    match (a, b) {
+        (Cell::Text(x), Cell::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
+        (Cell::Float(x), Cell::Float(y)) => x.total_cmp(y),
+        (Cell::Date(x), Cell::Date(y)) => x.cmp(y),
+        (Cell::Month(x), Cell::Month(y)) => (x.year, x.month).cmp(&(y.year, y.month)),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn rank(c: &Cell<'_>) -> u8 {
+    match c {
+        Cell::Null => 0,
+        Cell::Int(_) => 1,
+        Cell::Float(_) => 2,
+        Cell::Text(_) => 3,
+        Cell::Date(_) => 4,
+        Cell::Month(_) => 5,
+        Cell::Dangling { .. } => 6,
+    }
+}
+
+pub fn cmp_cells(a: &[Cell<'_>], b: &[Cell<'_>]) -> Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| cmp_cell(x, y))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 // ------------------------------------------------------------ reading back

@@ -30,7 +30,7 @@ use super::{Error, LoadMode, LoadOpts, LoadSummary, injected, schema, staging};
 use crate::model::{Report, YearMonth};
 use crate::report_tables::{HISTORY, TABLES};
 use crate::secret::DatabaseUrl;
-use crate::table::{Cell, Column, Kind, Table, check};
+use crate::table::{Cell, Column, Kind, Table, check, cmp_cell};
 
 /// Advisory lock key shared by every segpipe load ("segpipe" in ASCII).
 pub(super) const LOCK_KEY: i64 = 0x0073_6567_7069_7065;
@@ -566,6 +566,13 @@ fn pg_type(kind: Kind) -> Type {
     }
 }
 
+/// What one COPY wrote.
+pub(super) struct Copied {
+    pub rows: u64,
+    /// Whether the rows came in primary-key order (see `key_order`).
+    pub in_key_order: bool,
+}
+
 /// COPY one table's rows from `report` into `into` (the table or its
 /// `__new` copy). `freeze` writes them frozen (COPY FREEZE), for a table
 /// created in the same transaction: the key build, ANALYZE and the first
@@ -576,7 +583,7 @@ pub(super) async fn copy_table(
     table: &Table,
     into: &str,
     freeze: bool,
-) -> Result<u64, Error> {
+) -> Result<Copied, Error> {
     let name = table.name;
     let copy_err = |source| Error::Copy {
         table: name,
@@ -592,11 +599,26 @@ pub(super) async fn copy_table(
     let sink = tx.copy_in(&sql).await.map_err(copy_err)?;
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
+    let key: Vec<usize> = table
+        .key
+        .iter()
+        .filter_map(|k| table.columns.iter().position(|c| c.name == *k))
+        .collect();
+    let mut in_key_order = true;
     let mut cells = Vec::with_capacity(columns.len());
+    let mut prev = Vec::with_capacity(columns.len());
     let mut values = Vec::with_capacity(columns.len());
     for row in 0..(table.len)(report) {
+        std::mem::swap(&mut cells, &mut prev);
         cells.clear();
         (table.cells)(report, row, &mut cells);
+        if in_key_order && row > 0 {
+            in_key_order = key
+                .iter()
+                .map(|&k| cmp_cell(&prev[k], &cells[k]))
+                .find(|o| o.is_ne())
+                .is_some_and(|o| o.is_lt());
+        }
         values.clear();
         for (column, cell) in table.columns.iter().zip(&cells) {
             values.push(PgValue::new(column, *cell).map_err(|reason| Error::Value {
@@ -611,7 +633,8 @@ pub(super) async fn copy_table(
             .await
             .map_err(copy_err)?;
     }
-    writer.finish().await.map_err(copy_err)
+    let rows = writer.finish().await.map_err(copy_err)?;
+    Ok(Copied { rows, in_key_order })
 }
 
 #[cfg(test)]

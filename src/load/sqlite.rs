@@ -53,7 +53,7 @@ use rusqlite::{Connection, ToSql, TransactionBehavior, params};
 use super::{Error, LoadOpts, LoadSummary, injected, schema};
 use crate::model::{Report, round2};
 use crate::report_tables::{HISTORY, TABLES};
-use crate::table::{Cell, Column, ForeignKey, Table, check};
+use crate::table::{Cell, Column, ForeignKey, Table, check, cmp_cell, cmp_cells};
 
 /// How long a second loader waits for the first before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -743,40 +743,6 @@ fn fk_error(table: &Table, fk: ForeignKey, row: u32, value: &SortKey<'_>) -> Err
             table.fkey_name().unwrap_or_default()
         ),
     }
-}
-
-/// The order SQLite's BINARY collation and numeric comparison give the
-/// stored values (text bytewise, ISO dates and months chronologically).
-/// Cells of different kinds never share a column; any fixed order will do.
-fn cmp_cell(a: &Cell<'_>, b: &Cell<'_>) -> Ordering {
-    match (a, b) {
-        (Cell::Text(x), Cell::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Cell::Int(x), Cell::Int(y)) => x.cmp(y),
-        (Cell::Float(x), Cell::Float(y)) => x.total_cmp(y),
-        (Cell::Date(x), Cell::Date(y)) => x.cmp(y),
-        (Cell::Month(x), Cell::Month(y)) => (x.year, x.month).cmp(&(y.year, y.month)),
-        _ => rank(a).cmp(&rank(b)),
-    }
-}
-
-fn rank(c: &Cell<'_>) -> u8 {
-    match c {
-        Cell::Null => 0,
-        Cell::Int(_) => 1,
-        Cell::Float(_) => 2,
-        Cell::Text(_) => 3,
-        Cell::Date(_) => 4,
-        Cell::Month(_) => 5,
-        Cell::Dangling { .. } => 6,
-    }
-}
-
-fn cmp_cells(a: &[Cell<'_>], b: &[Cell<'_>]) -> Ordering {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| cmp_cell(x, y))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
 }
 
 /// A key value as an error message shows it.

@@ -186,13 +186,20 @@ async fn stage_table(
     )
     .await?;
     let deferred = defer_checks(c, table).await?;
-    let rows = copy_table(c, report, table, &format!("{name}__new"), true).await?;
+    let copy = copy_table(c, report, table, &format!("{name}__new"), true).await?;
     injected(opts, name)?;
     let copied = t.elapsed();
-    let mut keys = deferred
-        .iter()
-        .map(|(con, def)| format!("ALTER TABLE {name}__new ADD CONSTRAINT {con} {def} NOT VALID; "))
-        .collect::<String>();
+    // Sorting a heap already in key order is one pass; parallel workers
+    // would each sort a share and merge, for twice the CPU (see `key_order`).
+    let mut keys = String::new();
+    if copy.in_key_order {
+        keys.push_str("SET LOCAL max_parallel_maintenance_workers = 0; ");
+    }
+    for (con, def) in &deferred {
+        keys.push_str(&format!(
+            "ALTER TABLE {name}__new ADD CONSTRAINT {con} {def} NOT VALID; "
+        ));
+    }
     keys.push_str(&format!(
         "ALTER TABLE {name}__new ADD CONSTRAINT {name}__new_pkey PRIMARY KEY ({}); \
          ANALYZE {name}__new",
@@ -202,7 +209,8 @@ async fn stage_table(
     tracing::debug!(
         message = "Staged table.",
         table = name,
-        rows,
+        rows = copy.rows,
+        in_key_order = copy.in_key_order,
         copy_ms = copied.as_millis() as u64,
         keys_ms = (t.elapsed() - copied).as_millis() as u64
     );

@@ -242,7 +242,11 @@ fn transform_with(
     lap(&mut clock, "clean", &mut times);
     let feats = features::features(&joined, &cleaned);
     lap(&mut clock, "features", &mut times);
-    let (stores, trends) = aggregate::stores_and_trends(&joined, &cleaned);
+    let (mut stores, mut trends) = aggregate::stores_and_trends(&joined, &cleaned);
+    let ranks = crate::key_order::MobileRanks::of(&joined.customers);
+    crate::key_order::sort(&mut stores, &ranks);
+    crate::key_order::sort(&mut trends, &ranks);
+    drop(ranks);
     lap(&mut clock, "stores_trends", &mut times);
     // Nothing below reads purchases: free them before the per-customer tables.
     let mut customers = std::mem::take(&mut joined.customers);

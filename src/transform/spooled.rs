@@ -8,10 +8,12 @@
 //! the order `clean` writes them, so the quality table is the same too.
 //! Store and trend rows go to spill files as each bucket makes them (see
 //! `rows`): they are most of the report's rows and grow with purchases.
+//! The spills sort them into key order (`key_order`) on the way.
 
 use crate::customer_segments::People;
+use crate::key_order::{MobileRanks, SortingSpill};
 use crate::model::{Joined, PurchaseTrend, Quality, StoreSummary};
-use crate::rows::{Rows, Spill};
+use crate::rows::Rows;
 use crate::spool::Spooled;
 
 use super::features::Features;
@@ -39,7 +41,9 @@ pub fn digest(
     let rules = demo.rules;
     people.impute(demo.ages, demo.incomes);
     let mut feats = Vec::with_capacity(n);
-    let (mut stores, mut trends) = (Spill::new("stores")?, Spill::new("trends")?);
+    let ranks = MobileRanks::of(people);
+    let mut stores = SortingSpill::new("stores", &ranks)?;
+    let mut trends = SortingSpill::new("trends", &ranks)?;
     let mut purchase_rules = Quality::default();
     let mut store_names = joined.stores.clone();
     for b in 0..spool.buckets() {

@@ -18,6 +18,7 @@ use crate::model::{Joined, Quality, Report, SegmentModel};
 use crate::shard::Shard;
 
 use super::{Error, Plan, Population, TransformOpts, aggregate, clean, features};
+use crate::key_order::{self, MobileRanks};
 
 /// The purchase half of transform for one shard: its features, and a report
 /// holding only the store and trend rows (with their customers' mobiles).
@@ -31,7 +32,10 @@ pub fn features(
     }
     let cleaned = clean::clean(&joined, as_of);
     let feats = features::features(&joined, &cleaned);
-    let (stores, trends) = aggregate::stores_and_trends(&joined, &cleaned);
+    let (mut stores, mut trends) = aggregate::stores_and_trends(&joined, &cleaned);
+    let ranks = MobileRanks::of(&joined.customers);
+    key_order::sort(&mut stores, &ranks);
+    key_order::sort(&mut trends, &ranks);
     let positions = if joined.positions.is_empty() {
         (0..joined.customers.len() as u64).collect()
     } else {
