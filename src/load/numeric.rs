@@ -35,31 +35,36 @@ impl ToSql for Cents {
     ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         let abs = self.0.unsigned_abs();
         let (int, frac) = (abs / 100, abs % 100);
-        // The two decimals fill the first fractional base-10000 digit: .07 → 0700.
-        let mut digits: Vec<i16> = Vec::with_capacity(6);
+        // At most 5 integer digits for an i64 and one for the cents, on the
+        // stack: this runs for every money cell of a COPY.
+        let mut digits = [0i16; 6];
+        let mut n = 0;
         let mut rest = int;
         while rest > 0 {
-            digits.push(i16::try_from(rest % 10_000).expect("a value below 10000 fits i16"));
+            digits[n] = (rest % 10_000) as i16;
+            n += 1;
             rest /= 10_000;
         }
-        digits.reverse();
-        let weight = i16::try_from(digits.len()).expect("at most 5 integer digits for an i64") - 1;
-        digits.push(i16::try_from(frac * 100).expect("below 10000"));
+        digits[..n].reverse();
+        let weight = n as i16 - 1;
+        // The two decimals fill the first fractional base-10000 digit: .07 → 0700.
+        digits[n] = (frac * 100) as i16;
+        n += 1;
         // Normalize as PostgreSQL does: no trailing zero digits.
-        while digits.last() == Some(&0) {
-            digits.pop();
+        while n > 0 && digits[n - 1] == 0 {
+            n -= 1;
         }
-        let (weight, sign) = if digits.is_empty() {
+        let (weight, sign) = if n == 0 {
             (0, NUMERIC_POS)
         } else {
             (weight, if self.0 < 0 { NUMERIC_NEG } else { NUMERIC_POS })
         };
-        out.reserve(8 + 2 * digits.len());
-        out.put_i16(i16::try_from(digits.len()).expect("at most 6 digits"));
+        out.reserve(8 + 2 * n);
+        out.put_i16(n as i16);
         out.put_i16(weight);
         out.put_u16(sign);
         out.put_u16(2);
-        for d in digits {
+        for &d in &digits[..n] {
             out.put_i16(d);
         }
         Ok(IsNull::No)

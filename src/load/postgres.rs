@@ -538,8 +538,19 @@ impl ToSql for PgValue<'_> {
             PgValue::Float8(x) => x.to_sql(ty, out),
             PgValue::Date(d) => d.to_sql(ty, out),
             PgValue::Month(m) => {
-                use std::fmt::Write;
-                write!(out, "{m}")?;
+                // `PgValue::new` checked it fits `YYYY-MM`; by hand, since
+                // `fmt` was a tenth of the COPY's encoding time.
+                let (y, mo) = (m.year.unsigned_abs(), m.month);
+                let digit = |n: u32| b'0' + (n % 10) as u8;
+                out.extend_from_slice(&[
+                    digit(y / 1000),
+                    digit(y / 100),
+                    digit(y / 10),
+                    digit(y),
+                    b'-',
+                    digit(mo / 10),
+                    digit(mo),
+                ]);
                 Ok(IsNull::No)
             }
         }
@@ -663,6 +674,24 @@ mod tests {
             }
         }
         assert!(compared > 100);
+        for m in [
+            YearMonth { year: 0, month: 1 },
+            YearMonth { year: 7, month: 10 },
+            YearMonth {
+                year: 2026,
+                month: 12,
+            },
+            YearMonth {
+                year: 9999,
+                month: 9,
+            },
+        ] {
+            let mut out = bytes::BytesMut::new();
+            PgValue::Month(m)
+                .to_sql(&Type::TEXT, &mut out)
+                .expect("encode");
+            assert_eq!(&out[..], m.to_string().as_bytes());
+        }
         let column = Column {
             name: "month",
             kind: Kind::Month,

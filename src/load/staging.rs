@@ -154,19 +154,47 @@ fn stage(
         opts,
         &children,
         async |c: &Client, (table, fk_name): &(&Table, String)| {
-            ddl(
+            let step = format!("check foreign key `{fk_name}`");
+            let validate = format!(
+                "ALTER TABLE {}__new VALIDATE CONSTRAINT {fk_name}",
+                table.name
+            );
+            if !keyed_by_parent(table) {
+                return ddl(c, &step, &validate).await;
+            }
+            // The check is an anti-join of child and parent keys. When the
+            // child's key starts with the referencing column, both keys'
+            // fresh indexes are in that order and all-visible (COPY
+            // FREEZE): a merge of two index-only scans reads each once,
+            // where the default hash join hashes the parent's million keys
+            // per child table (1M run: 0.95 against 1.4 server CPU-s for
+            // the store summary, 1.15 against 1.65 for the trends).
+            ddl(c, "begin a foreign key check", "BEGIN").await?;
+            let checked = ddl(
                 c,
-                &format!("check foreign key `{fk_name}`"),
-                &format!(
-                    "ALTER TABLE {}__new VALIDATE CONSTRAINT {fk_name}",
-                    table.name
-                ),
+                &step,
+                &format!("SET LOCAL enable_hashjoin = off; {validate}"),
             )
-            .await
+            .await;
+            let end = if checked.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            let ended = ddl(c, "end a foreign key check", end).await;
+            checked?;
+            ended
         },
     )?;
     timings.push(("foreign keys".to_owned(), started.elapsed()));
     Ok(())
+}
+
+/// Whether `table`'s primary key starts with its foreign key column.
+fn keyed_by_parent(table: &Table) -> bool {
+    table
+        .parent
+        .is_some_and(|fk| table.key.first() == Some(&fk.column))
 }
 
 /// One staging table, inside the caller's transaction: created LIKE the
