@@ -68,6 +68,8 @@ pub(super) fn swap(
     let mut timings = Vec::new();
     let result = stage(rt, client, url, report, opts, &mut timings).and_then(|()| {
         rt.block_on(async {
+            // `client` staged too: the swap commits as the server is set to.
+            ddl(client, "end staging", "RESET synchronous_commit").await?;
             let tx = client.transaction().await.map_err(Error::Lock)?;
             set_lock_timeout(tx.client(), opts.lock_timeout).await?;
             swap_in(tx.client(), opts, &mut timings).await?;
@@ -351,13 +353,17 @@ fn on_connections<T: Sync>(
 }
 
 /// What each staging connection runs with: index builds sort whole tables,
-/// so give them memory; lock waits are bounded as in the transaction.
+/// so give them memory; a staging commit need not wait for its WAL to
+/// reach the disk (a crash loses only staging tables, which the next load
+/// drops, and the swap's commit, durable again, flushes everything before
+/// it); lock waits are bounded as in the transaction.
 async fn session_settings(c: &Client, opts: &LoadOpts) -> Result<(), Error> {
     ddl(
         c,
         "set the staging session's limits",
         &format!(
-            "SET maintenance_work_mem = '512MB'; SET lock_timeout = {}",
+            "SET maintenance_work_mem = '512MB'; SET synchronous_commit = off; \
+             SET lock_timeout = {}",
             opts.lock_timeout.as_millis().max(1)
         ),
     )
