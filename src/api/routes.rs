@@ -163,7 +163,7 @@ fn answer(ctx: &Ctx, mobiles: &[String]) -> Reply {
     };
     // ~90 bytes a row; one allocation for the whole answer in the usual case.
     let mut out = Vec::with_capacity(rows.len() * 96 + 16);
-    match serde_json::to_writer(&mut out, &body) {
+    match body.write_json(&mut out) {
         Ok(()) => Reply::json(200, out),
         Err(e) => Reply::error(500, &format!("cannot serialize purchases: {e}")),
     }
