@@ -14,6 +14,10 @@ use std::collections::HashMap;
 use crate::mobile;
 use crate::model::{Customer, CustomerIdx, Gender};
 
+/// Customers by `mobile::key`: looked up once per fetched purchase, so a
+/// fast hasher rather than SipHash.
+pub type MobileIndex = HashMap<u64, CustomerIdx, foldhash::fast::RandomState>;
+
 /// The bit pattern that means "no value" in an `f64` column. A NaN with a
 /// payload no arithmetic produces, so a real NaN (refused by every sink)
 /// still reads back as `Some(NaN)` and stays an error, not a NULL.
@@ -123,7 +127,7 @@ impl People {
 
     /// Each customer's index by `mobile::key` of its mobile: how extract
     /// joins purchases to customers, whatever their source.
-    pub fn index_by_mobile(&self) -> HashMap<u64, CustomerIdx> {
+    pub fn index_by_mobile(&self) -> MobileIndex {
         self.mobiles()
             .enumerate()
             .map(|(i, m)| (mobile::key(m), CustomerIdx::from_index(i)))

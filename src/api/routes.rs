@@ -135,7 +135,10 @@ fn parse_error(e: &serde_json::Error) -> Reply {
 
 /// Build the 200 body for the (already validated) mobiles.
 fn answer(ctx: &Ctx, mobiles: &[String]) -> Reply {
-    let mut seen: HashSet<String> = HashSet::with_capacity(mobiles.len());
+    // By `mobile::key` (one per normalized number) with foldhash: no
+    // String kept and no SipHash per mobile.
+    let mut seen: HashSet<u64, foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(mobiles.len(), Default::default());
     let mut echoes: Vec<&str> = Vec::with_capacity(mobiles.len());
     let mut rows: Vec<(u32, Row)> = Vec::with_capacity(mobiles.len() * 16);
     let mut scratch: Vec<Row> = Vec::with_capacity(64);
@@ -147,7 +150,7 @@ fn answer(ctx: &Ctx, mobiles: &[String]) -> Reply {
         // A number repeated in one request (maybe spelled differently) is
         // answered once, under the first spelling, so clients that join on
         // the echoed mobile do not double its purchases.
-        if !seen.insert(normalized) {
+        if !seen.insert(mobile::key(&normalized)) {
             scratch.clear();
             continue;
         }

@@ -6,7 +6,6 @@
 //! one keep-alive connection pool.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +19,7 @@ use crate::error::one_line;
 use crate::interner::Interner;
 use crate::mobile;
 use crate::model::{CustomerIdx, Purchase, RawDate, order_key};
-use crate::people::People;
+use crate::people::{MobileIndex, People};
 use crate::rng;
 
 /// Purchases fetched for all customers, with local tables already merged.
@@ -210,7 +209,7 @@ impl BatchOut {
 
 struct Shared<'a> {
     customers: &'a People,
-    index: HashMap<u64, CustomerIdx>,
+    index: MobileIndex,
     opts: &'a ExtractOpts,
     url: String,
     next: AtomicUsize,

@@ -9,7 +9,6 @@
 //! customer is counted, not loaded; a file that cannot be read as a table
 //! at all is a structural error (exit 2) naming it.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -19,8 +18,8 @@ use super::customers::is_missing;
 use super::lines::{Line, Lines, MAX_LINE, Splitter};
 use crate::interner::Interner;
 use crate::mobile;
-use crate::model::{CustomerIdx, Purchase, RawDate, Reject, order_key};
-use crate::people::People;
+use crate::model::{Purchase, RawDate, Reject, order_key};
+use crate::people::{MobileIndex, People};
 use crate::shard::Shard;
 
 /// The columns DESIGN §3 names; `order_id` is optional.
@@ -110,7 +109,7 @@ pub(crate) enum AmountValue<'a> {
 
 /// Where rows go: validated into purchases, or into rejects with a reason.
 pub(crate) struct Sink {
-    index: HashMap<u64, CustomerIdx>,
+    index: MobileIndex,
     pub out: Fetched,
     stores: Interner,
     shard: Shard,
