@@ -10,7 +10,7 @@
 //! SQLite's loader likewise skips its own sort when rows come in order.
 //!
 //! In memory this is a stable sort by rank. A spill is sorted by
-//! distribution: rows go to one of at most [`MAX_RANGES`] files by their
+//! distribution: rows go to one of at most `MAX_RANGES` files by their
 //! customer's rank range, and `finish` sorts one range file at a time, so
 //! memory stays at one range's rows.
 

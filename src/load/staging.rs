@@ -138,17 +138,8 @@ fn stage(
         opts,
         tasks,
         async |c: &Client, task| match task {
-            Task::Stage(table) => {
-                // One transaction per table, so COPY may FREEZE (see
-                // `copy_table`); a failure rolls it back, leaving the
-                // connection usable.
-                ddl(c, "begin staging", "BEGIN").await?;
-                let staged = stage_table(c, report, table, opts).await;
-                let end = if staged.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                let ended = ddl(c, "commit a staging table", end).await;
-                staged?;
-                ended
-            }
+            // One transaction per table, so COPY may FREEZE (see `copy_table`).
+            Task::Stage(table) => in_transaction(c, stage_table(c, report, table, opts)).await,
             Task::Check(table, _, fk_name) => check_foreign_key(c, table, fk_name).await,
         },
     )?;
@@ -217,20 +208,21 @@ async fn check_foreign_key(c: &Client, table: &Table, fk_name: &str) -> Result<(
     // index-only scans reads each once, where the default hash join hashes
     // the parent's million keys per child table (1M run: 0.95 against 1.4
     // server CPU-s for the store summary, 1.15 against 1.65 for the trends).
-    ddl(c, "begin a foreign key check", "BEGIN").await?;
-    let checked = ddl(
-        c,
-        &step,
-        &format!("SET LOCAL enable_hashjoin = off; {validate}"),
-    )
-    .await;
-    let end = if checked.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let ended = ddl(c, "end a foreign key check", end).await;
-    checked?;
+    let merged = format!("SET LOCAL enable_hashjoin = off; {validate}");
+    in_transaction(c, ddl(c, &step, &merged)).await
+}
+
+/// `work` in a transaction of its own on `c`: committed when it succeeds,
+/// rolled back when it fails, so the connection stays usable either way.
+async fn in_transaction(
+    c: &Client,
+    work: impl Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
+    ddl(c, "begin a staging transaction", "BEGIN").await?;
+    let done = work.await;
+    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = ddl(c, "end a staging transaction", end).await;
+    done?;
     ended
 }
 
