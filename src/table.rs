@@ -144,6 +144,14 @@ impl Table {
         self.columns.iter().map(|c| c.name)
     }
 
+    /// The primary key's columns, as positions in `columns`.
+    pub fn key_positions(&self) -> Vec<usize> {
+        self.key
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| c.name == *k))
+            .collect()
+    }
+
     /// `<table>_pkey`, as the migrations name it.
     pub fn pkey_name(&self) -> String {
         format!("{}_pkey", self.name)

@@ -610,11 +610,7 @@ pub(super) async fn copy_table(
     let sink = tx.copy_in(&sql).await.map_err(copy_err)?;
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
-    let key: Vec<usize> = table
-        .key
-        .iter()
-        .filter_map(|k| table.columns.iter().position(|c| c.name == *k))
-        .collect();
+    let key = table.key_positions();
     let mut in_key_order = true;
     let mut cells = Vec::with_capacity(columns.len());
     let mut prev = Vec::with_capacity(columns.len());

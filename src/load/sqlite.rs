@@ -626,11 +626,7 @@ fn plan_table<'a>(
     parent: Option<(ForeignKey, usize, &[SortKey<'a>])>,
     is_parent: bool,
 ) -> Result<Plan<'a>, Error> {
-    let key: Vec<usize> = table
-        .key
-        .iter()
-        .filter_map(|k| table.columns.iter().position(|c| c.name == *k))
-        .collect();
+    let key = table.key_positions();
     let n = (table.len)(report);
     let (Some(&first_at), Ok(n32)) = (key.first(), u32::try_from(n)) else {
         // No key declared, or more rows than u32 indexes: keep report order
