@@ -13,6 +13,7 @@
 //! grants and snapshot readers keep working. SQLite has one way (one write
 //! transaction over the live tables) and treats both modes alike.
 
+mod binary_copy;
 mod numeric;
 mod postgres;
 mod schema;

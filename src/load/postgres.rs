@@ -19,12 +19,11 @@
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use futures_util::pin_mut;
 use postgres_types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Transaction};
 
+use super::binary_copy::{BinaryWriter, WriteError};
 use super::numeric::Cents;
 use super::{Error, LoadMode, LoadOpts, LoadSummary, injected, schema, staging};
 use crate::model::{Report, YearMonth};
@@ -608,8 +607,7 @@ pub(super) async fn copy_table(
         if freeze { ", FREEZE" } else { "" }
     );
     let sink = tx.copy_in(&sql).await.map_err(copy_err)?;
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
+    let mut writer = BinaryWriter::new(sink, &types);
     let key = table.key_positions();
     let mut in_key_order = true;
     let mut cells = Vec::with_capacity(columns.len());
@@ -634,11 +632,14 @@ pub(super) async fn copy_table(
                 reason,
             })?);
         }
-        writer
-            .as_mut()
-            .write_raw(values.iter())
-            .await
-            .map_err(copy_err)?;
+        writer.write(&values).await.map_err(|e| match e {
+            WriteError::Copy(source) => copy_err(source),
+            WriteError::Value(column, reason) => Error::Value {
+                table: name,
+                row,
+                reason: format!("`{}`: {reason}", table.columns[column].name),
+            },
+        })?;
     }
     let rows = writer.finish().await.map_err(copy_err)?;
     Ok(Copied { rows, in_key_order })
