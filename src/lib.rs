@@ -22,6 +22,7 @@ pub mod load;
 pub mod logging;
 pub mod mobile;
 pub mod model;
+pub mod odd_dates;
 pub mod opts;
 pub mod people;
 pub mod pipeline;

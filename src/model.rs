@@ -11,6 +11,8 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::odd_dates::OddDates;
+
 /// Position of a customer in `Joined::customers` / `Report::customers`: the
 /// index that keeps purchases, features, segments and report rows aligned
 /// with their customer across extract and transform.
@@ -139,19 +141,44 @@ pub enum RawDate {
     Dmy(NaiveDate),
     /// The text was exactly `YYYY/MM/DD`.
     Slash(NaiveDate),
-    /// Any other text (ISO date-times included, which transform parses):
-    /// index into `Joined::odd_dates`.
+    /// An ISO 8601 date-time (DESIGN §3): the calendar date as written, and
+    /// the rest of the text (`T10:00:00Z`) in `Joined::odd_dates`.
+    Stamp(NaiveDate, SuffixId),
+    /// Any other text: index into `Joined::odd_dates`.
     Text(u32),
 }
 
+/// A date-time's rest in `Joined::odd_dates`: 3 bytes, so a `RawDate`
+/// stays 8 and a `Purchase` 32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SuffixId([u8; 3]);
+
+impl SuffixId {
+    /// `None` past 2^24 entries.
+    pub fn new(index: u32) -> Option<SuffixId> {
+        let [a, b, c, top] = index.to_le_bytes();
+        (top == 0).then_some(SuffixId([a, b, c]))
+    }
+
+    pub fn index(self) -> u32 {
+        let [a, b, c] = self.0;
+        u32::from_le_bytes([a, b, c, 0])
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<RawDate>() == 8);
+
 impl RawDate {
-    /// Classify a date text; `odd` collects texts that are neither format.
-    pub fn classify(raw: Option<&str>, odd: &mut Vec<String>) -> RawDate {
+    /// Classify a date text; `odd` keeps what is not a plain date.
+    pub fn classify(raw: Option<&str>, odd: &mut OddDates) -> RawDate {
         let Some(text) = raw else {
             return RawDate::Null;
         };
         if let Some(date) = classify_digits(text) {
             return date;
+        }
+        if let Some(stamp) = odd.stamp(text) {
+            return stamp;
         }
         if let Some(d) = parse_exact(text, "%Y-%m-%d") {
             return RawDate::Ymd(d);
@@ -162,19 +189,22 @@ impl RawDate {
         if let Some(d) = parse_exact(text, "%Y/%m/%d") {
             return RawDate::Slash(d);
         }
-        let index = u32::try_from(odd.len()).unwrap_or(u32::MAX);
-        odd.push(text.to_owned());
-        RawDate::Text(index)
+        odd.whole(text)
     }
 
     /// The original text (None for null).
-    pub fn text(self, odd: &[String]) -> Option<String> {
+    pub fn text(self, odd: &OddDates) -> Option<String> {
         match self {
             RawDate::Null => None,
             RawDate::Ymd(d) => Some(d.format("%Y-%m-%d").to_string()),
             RawDate::Dmy(d) => Some(d.format("%d-%m-%Y").to_string()),
             RawDate::Slash(d) => Some(d.format("%Y/%m/%d").to_string()),
-            RawDate::Text(i) => Some(odd.get(i as usize).cloned().unwrap_or_default()),
+            RawDate::Stamp(d, s) => Some(format!(
+                "{}{}",
+                crate::odd_dates::ymd(d),
+                odd.get(s.index())
+            )),
+            RawDate::Text(i) => Some(odd.get(i).to_owned()),
         }
     }
 }
@@ -184,7 +214,7 @@ impl RawDate {
 /// these fixed digit patterns, so a valid date in one of them is what the
 /// slow path would say; anything else (`None`) goes the slow path. Why:
 /// chrono's parse-and-format round trip was 40% of reading a purchases file.
-fn classify_digits(text: &str) -> Option<RawDate> {
+pub(crate) fn classify_digits(text: &str) -> Option<RawDate> {
     let b = text.as_bytes();
     if b.len() != 10 {
         return None;
@@ -319,8 +349,8 @@ pub struct Joined {
     pub spool: Option<std::sync::Arc<crate::spool::Spooled>>,
     /// Interned store names (`Purchase::store` indexes this).
     pub stores: Vec<String>,
-    /// Verbatim date texts that were neither accepted format.
-    pub odd_dates: Vec<String>,
+    /// Date texts that are not plain dates, and date-times' rests (`odd_dates`).
+    pub odd_dates: crate::odd_dates::OddDates,
     /// Header of the customers file, for the rejects file.
     pub source_header: Vec<String>,
     pub rejects: Vec<Reject>,
@@ -706,7 +736,7 @@ mod tests {
         }
         let mut fast = 0;
         for text in &texts {
-            let mut odd = Vec::new();
+            let mut odd = OddDates::default();
             let got = RawDate::classify(Some(text), &mut odd);
             let want = classify_slowly(text).unwrap_or(RawDate::Text(0));
             assert_eq!(got, want, "{text}");
@@ -717,7 +747,7 @@ mod tests {
 
     #[test]
     fn raw_date_classification_is_lossless() {
-        let mut odd = Vec::new();
+        let mut odd = OddDates::default();
         for text in [
             "2026-03-01",
             "01-03-2026",

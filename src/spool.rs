@@ -1,7 +1,7 @@
 //! Purchases spilled to disk by customer range (DESIGN §8, one machine):
 //! memory grows with customers, not purchases.
 //!
-//! Extract appends each purchase (29 bytes) to the bucket file of its
+//! Extract appends each purchase (32 bytes) to the bucket file of its
 //! customer's range; transform then reads one bucket at a time, so at most
 //! one bucket of purchases (a few tens of MiB) is in memory. Within a
 //! customer, purchases keep the order they arrived in (a bucket is sorted
@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::model::{CustomerIdx, Purchase, RawDate};
+use crate::model::{CustomerIdx, Purchase, RawDate, SuffixId};
 use crate::scratch::ScratchDir;
 
 /// Customers per bucket: 32k customers hold about 400k purchases (13 MiB)
@@ -23,7 +23,7 @@ use crate::scratch::ScratchDir;
 /// the per-customer vectors: 64k buckets made it 60 MiB at the peak, 32k
 /// make it half that for twice the files (31 at a million customers).
 const WIDTH: usize = 1 << 15;
-const RECORD: usize = 29;
+const RECORD: usize = 32;
 
 /// Bucket files being written.
 pub struct Spool {
@@ -154,15 +154,17 @@ fn encode(p: &Purchase) -> [u8; RECORD] {
     b[0..4].copy_from_slice(&(p.customer.index() as u32).to_le_bytes());
     b[4..8].copy_from_slice(&p.store().unwrap_or(u32::MAX).to_le_bytes());
     let day = |d: NaiveDate| d.num_days_from_ce() as u32;
-    let (tag, v) = match p.date {
-        RawDate::Null => (0u8, 0u32),
-        RawDate::Ymd(d) => (1, day(d)),
-        RawDate::Dmy(d) => (2, day(d)),
-        RawDate::Slash(d) => (3, day(d)),
-        RawDate::Text(i) => (4, i),
+    let (tag, v, suffix) = match p.date {
+        RawDate::Null => (0u8, 0u32, 0),
+        RawDate::Ymd(d) => (1, day(d), 0),
+        RawDate::Dmy(d) => (2, day(d), 0),
+        RawDate::Slash(d) => (3, day(d), 0),
+        RawDate::Text(i) => (4, i, 0),
+        RawDate::Stamp(d, s) => (5, day(d), s.index()),
     };
     b[8] = tag;
     b[9..13].copy_from_slice(&v.to_le_bytes());
+    b[29..32].copy_from_slice(&suffix.to_le_bytes()[..3]);
     b[13..21].copy_from_slice(&p.amount().unwrap_or(f64::NAN).to_bits().to_le_bytes());
     b[21..29].copy_from_slice(&p.order().unwrap_or(0).to_le_bytes());
     b
@@ -182,6 +184,10 @@ fn decode(b: &[u8; RECORD]) -> Option<Purchase> {
         2 => RawDate::Dmy(day()?),
         3 => RawDate::Slash(day()?),
         4 => RawDate::Text(u32_at(9)),
+        5 => RawDate::Stamp(
+            day()?,
+            SuffixId::new(u32::from_le_bytes([b[29], b[30], b[31], 0]))?,
+        ),
         _ => return None,
     };
     let store = Some(u32_at(4)).filter(|&s| s != u32::MAX);
@@ -203,12 +209,14 @@ mod tests {
     #[test]
     fn purchases_come_back_by_bucket_in_arrival_order_per_customer() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        let stamp = RawDate::Stamp(d, SuffixId::new(70_000).expect("fits"));
         let ps: Vec<Purchase> = [
             (WIDTH + 4_464, RawDate::Dmy(d), Some(1.5), Some(3), 9),
             (2, RawDate::Text(7), None, None, 0),
             (WIDTH + 4_464, RawDate::Null, Some(2.0), Some(1), 0),
             (1, RawDate::Slash(d), Some(0.1), Some(0), 1),
             (2, RawDate::Ymd(d), Some(3.0), None, 5),
+            (1, stamp, None, Some(2), 0),
         ]
         .into_iter()
         .map(|(c, date, a, s, o)| {
@@ -221,12 +229,12 @@ mod tests {
         }
         let done = spool.finish().expect("finish");
         assert_eq!(done.buckets(), 2);
-        assert_eq!(done.len(), 5);
+        assert_eq!(done.len(), 6);
         let (r0, b0) = done.read(0).expect("bucket 0");
         assert_eq!(r0, 0..WIDTH);
         // Debug text: a null amount is NaN, which `==` never matches.
         let show = |v: &[Purchase]| format!("{v:?}");
-        assert_eq!(show(&b0), show(&[ps[3], ps[1], ps[4]]));
+        assert_eq!(show(&b0), show(&[ps[3], ps[5], ps[1], ps[4]]));
         let (r1, b1) = done.read(1).expect("bucket 1");
         assert_eq!(r1, WIDTH..WIDTH + 14_464);
         assert_eq!(show(&b1), show(&[ps[0], ps[2]]));

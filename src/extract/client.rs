@@ -19,6 +19,7 @@ use crate::error::one_line;
 use crate::interner::Interner;
 use crate::mobile;
 use crate::model::{CustomerIdx, Purchase, RawDate, order_key};
+use crate::odd_dates::OddDates;
 use crate::people::{MobileIndex, People};
 use crate::rng;
 
@@ -27,7 +28,7 @@ use crate::rng;
 pub struct Fetched {
     pub purchases: Vec<Purchase>,
     pub stores: Vec<String>,
-    pub odd_dates: Vec<String>,
+    pub odd_dates: OddDates,
     /// Purchases whose echoed mobile matched no requested customer.
     pub unmatched: u64,
     pub requests: u64,
@@ -175,7 +176,7 @@ impl OrderId<'_> {
 struct BatchOut {
     purchases: Vec<Purchase>,
     stores: Vec<String>,
-    odd_dates: Vec<String>,
+    odd_dates: OddDates,
     unmatched: u64,
 }
 
@@ -188,14 +189,11 @@ impl BatchOut {
             .iter()
             .map(|name| stores.id(&mut self.stores, name))
             .collect();
-        let date_offset = self.odd_dates.len() as u32;
-        self.odd_dates.extend(piece.odd_dates);
+        let dates = self.odd_dates.absorb(piece.odd_dates);
         self.unmatched += piece.unmatched;
+        let odd = &mut self.odd_dates;
         self.purchases.extend(piece.purchases.into_iter().map(|p| {
-            let date = match p.date {
-                RawDate::Text(i) => RawDate::Text(i + date_offset),
-                d => d,
-            };
+            let date = dates(p.date, odd);
             Purchase::new(
                 p.customer,
                 date,

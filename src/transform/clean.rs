@@ -7,11 +7,13 @@
 //! `Joined::purchases` through [`Cleaned::purchases`]. Features and report rows
 //! are not built here.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
 
 use crate::model::{Joined, Purchase, Quality, RawDate, StoreId};
+use crate::odd_dates::{OddDates, iso_datetime_date, text_key};
 
 /// Store name given to purchases whose store was null.
 pub const UNKNOWN_STORE: &str = "unknown";
@@ -35,8 +37,9 @@ pub struct Cleaned {
     pub ranges: Vec<Range<usize>>,
     /// Per purchase row: a duplicate of an earlier row of the customer.
     pub dropped: Vec<bool>,
-    /// The date of each `Joined::odd_dates` text that is an ISO date-time.
-    text_dates: Vec<Option<NaiveDate>>,
+    /// The date of each odd text this chunk's purchases have, when it is
+    /// an ISO date-time (only a stamp that did not fit `RawDate::Stamp`).
+    text_dates: HashMap<u32, Option<NaiveDate>, foldhash::fast::RandomState>,
     /// `Joined::stores`, plus `unknown` when some store was null.
     pub store_names: Vec<String>,
     unknown_store: StoreId,
@@ -65,8 +68,8 @@ impl Cleaned {
 
     fn resolve(&self, p: &Purchase) -> CleanPurchase {
         let date = match p.date {
-            RawDate::Ymd(d) | RawDate::Dmy(d) | RawDate::Slash(d) => Some(d),
-            RawDate::Text(i) => self.text_dates.get(i as usize).copied().flatten(),
+            RawDate::Ymd(d) | RawDate::Dmy(d) | RawDate::Slash(d) | RawDate::Stamp(d, _) => Some(d),
+            RawDate::Text(i) => self.text_dates.get(&i).copied().flatten(),
             RawDate::Null => None,
         }
         .filter(|d| *d <= self.as_of);
@@ -127,11 +130,16 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
     let n = joined.customers.len();
     let ranges = customer_ranges(joined);
     let dropped = mark_duplicates(&joined.purchases, &ranges, &joined.odd_dates);
-    let text_dates: Vec<Option<NaiveDate>> = joined
-        .odd_dates
-        .iter()
-        .map(|t| iso_datetime_date(t))
-        .collect();
+    // Per chunk, not per odd text: a spooled transform cleans one bucket
+    // at a time, and a file of unparseable dates has millions of texts.
+    let mut text_dates: HashMap<u32, Option<NaiveDate>, _> = HashMap::default();
+    for p in &joined.purchases {
+        if let RawDate::Text(i) = p.date {
+            text_dates
+                .entry(i)
+                .or_insert_with(|| iso_datetime_date(joined.odd_dates.get(i)));
+        }
+    }
 
     let mut store_names = joined.stores.clone();
     let mut counts = Counts::default();
@@ -150,7 +158,11 @@ pub fn clean(joined: &Joined, as_of: NaiveDate) -> Cleaned {
                 counts.date_slash += 1;
                 Some(d)
             }
-            RawDate::Text(i) => match text_dates.get(i as usize).copied().flatten() {
+            RawDate::Stamp(d, _) => {
+                counts.date_iso_datetime += 1;
+                Some(d)
+            }
+            RawDate::Text(i) => match text_dates.get(&i).copied().flatten() {
                 Some(d) => {
                     counts.date_iso_datetime += 1;
                     Some(d)
@@ -306,7 +318,7 @@ fn customer_ranges(joined: &Joined) -> Vec<Range<usize>> {
 fn mark_duplicates(
     purchases: &[Purchase],
     ranges: &[Range<usize>],
-    odd_dates: &[String],
+    odd_dates: &OddDates,
 ) -> Vec<bool> {
     let mut dropped = vec![false; purchases.len()];
     let mut keys: Vec<(u64, u64, u64, usize)> = Vec::new();
@@ -338,7 +350,7 @@ fn mark_duplicates(
 /// A raw date as a non-zero integer that keeps the text: `01-03-2026` and
 /// `2026-03-01` are different texts, so they are not exact duplicates; two
 /// equal odd texts (the same date-time) are.
-fn date_key(d: RawDate, odd_dates: &[String]) -> u64 {
+fn date_key(d: RawDate, odd_dates: &OddDates) -> u64 {
     // Days from CE are positive for every date the API can send.
     let day = |d: NaiveDate| u64::try_from(d.num_days_from_ce()).unwrap_or(0);
     match d {
@@ -346,46 +358,11 @@ fn date_key(d: RawDate, odd_dates: &[String]) -> u64 {
         RawDate::Ymd(d) => (1 << 40) | day(d),
         RawDate::Dmy(d) => (2 << 40) | day(d),
         RawDate::Slash(d) => (3 << 40) | day(d),
-        RawDate::Text(i) => {
-            let text = odd_dates.get(i as usize).map_or("", String::as_str);
-            (1 << 63) | (crate::model::order_key(text) >> 1)
+        // The whole text's key, however it is stored.
+        RawDate::Text(_) | RawDate::Stamp(..) => {
+            (1 << 63) | (text_key(d, odd_dates).unwrap_or(1) >> 1)
         }
     }
-}
-
-/// The calendar date of an ISO 8601 date-time as written (`2026-10-01T10:00:00Z`,
-/// `2026-10-01 10:00:00`, `2026-10-01T10:00:00+05:30`, with or without
-/// seconds and fractions): DESIGN §3 takes the date as written, whatever the
-/// offset. `None` for anything else.
-pub fn iso_datetime_date(text: &str) -> Option<NaiveDate> {
-    use chrono::{DateTime, NaiveDateTime};
-    let text = text.trim();
-    let date = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
-    const NAIVE: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ];
-    const ZONED: [&str; 6] = [
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M%:z",
-        "%Y-%m-%d %H:%M%:z",
-    ];
-    let zulu = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix('z'))
-        .unwrap_or(text);
-    let ok = NAIVE
-        .iter()
-        .any(|f| NaiveDateTime::parse_from_str(zulu, f).is_ok())
-        || ZONED
-            .iter()
-            .any(|f| DateTime::parse_from_str(text, f).is_ok());
-    ok.then_some(date)
 }
 
 /// Median of finite values (mean of the two middle ones for an even count).
@@ -430,7 +407,11 @@ mod tests {
             ]
             .into(),
             stores: vec!["DMart".into(), "More".into()],
-            odd_dates: vec!["2026/13/45".into()],
+            odd_dates: {
+                let mut odd = OddDates::default();
+                odd.whole("2026/13/45"); // RawDate::Text(0)
+                odd
+            },
             ..Joined::default()
         };
         joined.quality.add("customers_duplicate_mobile", 2);
@@ -535,29 +516,6 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
-    }
-
-    // See: issue 9
-    #[test]
-    fn issue_9_iso_datetimes_take_the_calendar_date_as_written() {
-        for text in [
-            "2026-10-01T10:00:00Z",
-            "2026-10-01T23:30:00+05:30",
-            "2026-10-01T23:30:00-0800",
-            "2026-10-01 10:00:00",
-            "2026-10-01 10:00",
-            "2026-10-01T10:00:00.123456Z",
-        ] {
-            assert_eq!(iso_datetime_date(text), Some(d(2026, 10, 1)), "{text}");
-        }
-        for text in [
-            "2026-10-01",
-            "2026-10-01Tnoon",
-            "01-10-2026 10:00",
-            "yesterday",
-        ] {
-            assert_eq!(iso_datetime_date(text), None, "{text}");
-        }
     }
 
     // See: issue 9
