@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::interner::Interner;
+use crate::key_order::{self, MobileRanks};
 use crate::model::{
     Customer, CustomerIdx, Gender, Joined, Persona, Quality, RawDate, Report, SegmentModel,
 };
@@ -563,6 +564,18 @@ pub fn read_reports(dirs: &[PathBuf]) -> Result<Report, Error> {
         for dir in dirs.iter().filter(|d| d.join(file_name(table)).exists()) {
             read_table(dir, table, &mut parts)?;
         }
+    }
+    // Each shard's store and trend rows are in key order, one shard's after
+    // another's are not: the stable sort merges them (see `key_order`).
+    if dirs.len() > 1 {
+        let started = std::time::Instant::now();
+        let ranks = MobileRanks::by(parts.customers.len(), |i| &parts.customers[i].mobile);
+        key_order::sort(&mut parts.stores, &ranks);
+        key_order::sort(&mut parts.trends, &ranks);
+        tracing::debug!(
+            message = "Merged the shards' store and trend rows into key order.",
+            elapsed_ms = started.elapsed().as_millis() as u64
+        );
     }
     let dir = dirs
         .iter()

@@ -29,7 +29,11 @@ pub struct MobileRanks(Vec<u32>);
 
 impl MobileRanks {
     pub fn of(people: &People) -> MobileRanks {
-        let n = people.len();
+        MobileRanks::by(people.len(), |i| people.mobile_at(i))
+    }
+
+    /// The ranks of `n` customers whose mobiles `mobile_at` gives.
+    pub fn by<'a>(n: usize, mobile_at: impl Fn(usize) -> &'a str) -> MobileRanks {
         // The first 8 bytes inline as a big-endian integer order as the
         // strings do; equal prefixes fall back to the whole mobile.
         let prefix = |m: &str| {
@@ -38,14 +42,11 @@ impl MobileRanks {
             b[..k].copy_from_slice(&m.as_bytes()[..k]);
             u64::from_be_bytes(b)
         };
-        let mut order: Vec<(u64, u32)> = (0..n)
-            .map(|i| (prefix(people.mobile_at(i)), i as u32))
-            .collect();
+        let mut order: Vec<(u64, u32)> = (0..n).map(|i| (prefix(mobile_at(i)), i as u32)).collect();
         order.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0).then_with(|| {
-                people
-                    .mobile_at(a.1 as usize)
-                    .cmp(people.mobile_at(b.1 as usize))
+                mobile_at(a.1 as usize)
+                    .cmp(mobile_at(b.1 as usize))
                     .then(a.1.cmp(&b.1))
             })
         });

@@ -283,8 +283,12 @@ impl Fields<'_> {
     }
 
     pub fn text(&self, i: usize) -> Result<String, FieldError> {
+        self.str(i).map(str::to_owned)
+    }
+
+    fn str(&self, i: usize) -> Result<&str, FieldError> {
         match self.get(i) {
-            Value::Text(s) => Ok(s.clone()),
+            Value::Text(s) => Ok(s),
             other => Err(self.err(i, format!("expected text, found {other:?}"))),
         }
     }
@@ -352,12 +356,20 @@ impl Fields<'_> {
 
     /// The customer whose mobile is at `i`, which must be known already.
     pub fn customer(&self, i: usize, parts: &ReportParts) -> Result<CustomerIdx, FieldError> {
-        let mobile = self.text(i)?;
-        parts
+        let mobile = self.str(i)?;
+        // A customer's store and trend rows come one after another.
+        if let Some(last) = parts.last_customer.get()
+            && parts.customers[last.index()].mobile == mobile
+        {
+            return Ok(last);
+        }
+        let found = parts
             .index
-            .get(&mobile)
+            .get(mobile)
             .copied()
-            .ok_or_else(|| self.err(i, format!("unknown mobile `{mobile}`")))
+            .ok_or_else(|| self.err(i, format!("unknown mobile `{mobile}`")))?;
+        parts.last_customer.set(Some(found));
+        Ok(found)
     }
 }
 
@@ -365,7 +377,10 @@ impl Fields<'_> {
 #[derive(Debug, Default)]
 pub struct ReportParts {
     pub customers: Vec<CustomerSegment>,
-    pub index: HashMap<String, CustomerIdx>,
+    /// foldhash: asked once per store and trend row.
+    pub index: HashMap<String, CustomerIdx, foldhash::fast::RandomState>,
+    /// The customer `Fields::customer` found last.
+    pub last_customer: std::cell::Cell<Option<CustomerIdx>>,
     pub behavior: Vec<CustomerBehavior>,
     pub segments: Vec<SegmentMetrics>,
     pub store_names: Vec<String>,
