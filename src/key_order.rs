@@ -9,6 +9,9 @@
 //! against 5.0 in input order (5.4 with the default parallel workers).
 //! SQLite's loader likewise skips its own sort when rows come in order.
 //!
+//! A sharded load reads each shard's rows in key order, one shard after
+//! another; the same sort merges them (`checkpoint::read_reports`).
+//!
 //! In memory this is a stable sort by rank. A spill is sorted by
 //! distribution: rows go to one of at most `MAX_RANGES` files by their
 //! customer's rank range, and `finish` sorts one range file at a time, so
