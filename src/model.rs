@@ -199,11 +199,7 @@ impl RawDate {
             RawDate::Ymd(d) => Some(d.format("%Y-%m-%d").to_string()),
             RawDate::Dmy(d) => Some(d.format("%d-%m-%Y").to_string()),
             RawDate::Slash(d) => Some(d.format("%Y/%m/%d").to_string()),
-            RawDate::Stamp(d, s) => Some(format!(
-                "{}{}",
-                crate::odd_dates::ymd(d),
-                odd.get(s.index())
-            )),
+            RawDate::Stamp(d, s) => Some(crate::odd_dates::stamp_text(d, odd.get(s.index()))),
             RawDate::Text(i) => Some(odd.get(i).to_owned()),
         }
     }

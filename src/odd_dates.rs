@@ -86,7 +86,7 @@ impl OddDates {
                 match SuffixId::new(id) {
                     Some(s) => RawDate::Stamp(date, s),
                     None => {
-                        let whole = format!("{}{}", ymd(date), odd.get(id));
+                        let whole = stamp_text(date, odd.get(id));
                         odd.whole(&whole)
                     }
                 }
@@ -146,7 +146,30 @@ pub fn iso_datetime_date(text: &str) -> Option<NaiveDate> {
 
 /// `date` as `YYYY-MM-DD` (a stamp's date was written so: 4-digit year).
 pub(crate) fn ymd(date: NaiveDate) -> String {
-    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+    ymd_digits(date).iter().map(|&b| char::from(b)).collect()
+}
+
+/// `ymd` without a String: `text_key` runs once per stamped purchase.
+fn ymd_digits(date: NaiveDate) -> [u8; 10] {
+    let (y, m, d) = (date.year().unsigned_abs(), date.month(), date.day());
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        b'-',
+        digit(m / 10),
+        digit(m),
+        b'-',
+        digit(d / 10),
+        digit(d),
+    ]
+}
+
+/// The whole text of a date-time: its date, then its rest.
+pub(crate) fn stamp_text(date: NaiveDate, rest: &str) -> String {
+    ymd(date) + rest
 }
 
 /// FNV-1a of a raw date's whole text, without building it: the key that
@@ -162,7 +185,7 @@ pub(crate) fn text_key(d: RawDate, odd: &OddDates) -> Option<u64> {
     match d {
         RawDate::Text(i) => feed(odd.get(i).as_bytes()),
         RawDate::Stamp(date, s) => {
-            feed(ymd(date).as_bytes());
+            feed(&ymd_digits(date));
             feed(odd.get(s.index()).as_bytes());
         }
         _ => return None,
